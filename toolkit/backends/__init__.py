@@ -1,0 +1,1 @@
+"""Runners: one interface, ``infer(left, right) -> Prediction``, for every backend."""

@@ -1,0 +1,54 @@
+"""The ``stereo-trt`` command: a thin click skin over the library.
+
+Each command parses its options, calls one library function and lets
+``StereoTrtError`` become a one-line message with exit code 2. Command modules import
+the library inside their function bodies so that ``stereo-trt --help`` never imports
+PyTorch or TensorRT.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from toolkit import __version__
+from toolkit.errors import StereoTrtError
+
+# command name -> module under toolkit.cli that defines a click command called `command`
+COMMANDS = {
+    "predict": "predict",
+}
+
+
+class UserError(click.ClickException):
+    """A StereoTrtError as the CLI shows it: 'Error: <message>', exit code 2."""
+
+    exit_code = 2
+
+
+class StereoGroup(click.Group):
+    """Loads command modules on demand and turns library errors into exit code 2."""
+
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        return importlib.import_module(f"toolkit.cli.{COMMANDS[name]}").command
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except StereoTrtError as exc:
+            raise UserError(str(exc)) from None
+
+
+@click.group(cls=StereoGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="stereo-trt")
+def main():
+    """stereo-trt: RT-IGEV stereo depth from a PyTorch checkpoint to a real-time stream.
+
+    Example: stereo-trt predict left.png right.png --out outputs/
+    """

@@ -1,0 +1,1 @@
+"""Image and disparity I/O, datasets and synthetic scenes."""
