@@ -45,10 +45,19 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
     """Write an RGB (or gray, or 16-bit) image atomically; the format follows the suffix."""
     if image.ndim == 3 and image.shape[2] == 3:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    with atomic_path(path) as tmp:
-        if not cv2.imwrite(str(tmp), image):
-            raise InputError(f"{path}: OpenCV could not write this image format")
+    _imwrite(path, image)
     return Path(path)
+
+
+def _imwrite(path: str | os.PathLike, image: np.ndarray) -> None:
+    """cv2.imwrite through a temporary name; OpenCV's refusals become one InputError."""
+    with atomic_path(path) as tmp:
+        try:
+            written = cv2.imwrite(str(tmp), image)
+        except cv2.error:
+            written = False
+        if not written:
+            raise InputError(f"{path}: OpenCV cannot write a {image.dtype} image with shape {image.shape} in this format")
 
 
 def write_pfm(path: str | os.PathLike, data: np.ndarray) -> Path:
@@ -90,9 +99,7 @@ def write_disparity_png(path: str | os.PathLike, disparity: np.ndarray, scale: f
     valid = np.isfinite(disparity) & (disparity > 0)
     encoded = np.zeros(disparity.shape, dtype=np.uint16)
     encoded[valid] = np.clip(np.round(disparity[valid] * scale), 1, 65535).astype(np.uint16)
-    with atomic_path(path) as tmp:
-        if not cv2.imwrite(str(tmp), encoded):
-            raise InputError(f"{path}: OpenCV could not write a 16-bit PNG here")
+    _imwrite(path, encoded)
     return Path(path)
 
 

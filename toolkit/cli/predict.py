@@ -1,0 +1,52 @@
+import click
+
+
+@click.command("predict")
+@click.argument("inputs", nargs=-1)
+@click.option("--checkpoint", "--model", "model", type=click.Path(dir_okay=False),
+              help="Student checkpoint (.pth), or an exported .onnx / TensorRT engine. Default: the built-in student.")
+@click.option("--iters", type=click.IntRange(1, 64), help="GRU iterations (checkpoints only; ONNX/engines have theirs baked in).")
+@click.option("--max-disp", type=click.IntRange(16, 768), help="Maximum disparity in px, a multiple of 16 (checkpoints only).")
+@click.option("--size", "size_text", metavar="HxW", help="Fixed network size (multiples of 32). Default: pad each image to a multiple of 32.")
+@click.option("--device", default="cpu", show_default=True, help="PyTorch device: cpu, cuda, cuda:1 ...")
+@click.option("--focal", type=float, help="Focal length in pixels (with --baseline: writes depth in metres).")
+@click.option("--baseline", type=float, help="Stereo baseline in metres.")
+@click.option("--out", "out_dir", default="outputs/predict", show_default=True, type=click.Path(file_okay=False))
+def command(inputs, model, iters, max_disp, size_text, device, focal, baseline, out_dir):
+    """Predict disparity (and depth) for stereo pairs.
+
+    INPUTS is LEFT RIGHT (two images), a folder of pairs (InStereo2K, Middlebury,
+    KITTI or left/ + right/ layouts), or a glob of left images; nothing means the
+    built-in Middlebury pair from scikit-image.
+
+    Writes <name>_disp.pfm, <name>_disp.png (uint16, x256), <name>_disp_color.png and,
+    with --focal and --baseline, <name>_depth.pfm / <name>_depth_color.png.
+
+    Example: stereo-trt predict left.png right.png --focal 721.5 --baseline 0.54 --out outputs/
+    """
+    from toolkit import predict
+    from toolkit.backends import open_runner
+    from toolkit.paths import resolve_checkpoint
+    from toolkit.preprocess import parse_size
+
+    size = parse_size(size_text)
+    named_pairs = _named_pairs(inputs)
+    model_path = resolve_checkpoint(model)
+    with open_runner(model_path, iters=iters, max_disp=max_disp, device=device, size=size) as runner:
+        outputs = predict.predict_pairs(
+            runner, named_pairs, out_dir, focal, baseline,
+            on_pair=lambda o: click.echo(f"{o.name}: {o.infer_ms:.0f} ms -> {o.files[0].parent}/{o.name}_disp.*"),
+        )
+    click.echo(f"{len(outputs)} pair(s) written under {out_dir}")
+
+
+def _named_pairs(inputs):
+    from toolkit import predict
+    from toolkit.data import pairs
+
+    if not inputs:
+        from toolkit.data.builtin import builtin_pair
+
+        left, right, _, _ = builtin_pair()
+        return [("motorcycle", left, right)]
+    return predict.read_pairs(pairs.discover_pairs(list(inputs)))
