@@ -1,0 +1,87 @@
+import cv2
+import numpy as np
+import pytest
+
+from toolkit.data import io
+from toolkit.data.synthetic import make_scene, write_instereo2k_tree
+
+H, W, MAX_DISP = 64, 128, 32
+
+
+def warp_error(scene, shift=0.0):
+    """Mean abs difference between the left image and the right image warped by disparity + shift."""
+    xs = np.arange(W, dtype=np.float32)[None, :] - scene.disparity - np.float32(shift)
+    ys = np.repeat(np.arange(H, dtype=np.float32)[:, None], W, axis=1)
+    warped = cv2.remap(scene.right.astype(np.float32), xs, ys, cv2.INTER_LINEAR)
+    error = np.abs(warped - scene.left.astype(np.float32)).mean(axis=2)
+    return float(error[scene.valid].mean())
+
+
+def test_same_seed_same_scene_and_different_seed_different_scene():
+    a, b, c = make_scene(3, H, W, MAX_DISP), make_scene(3, H, W, MAX_DISP), make_scene(4, H, W, MAX_DISP)
+    for field in ("left", "right", "disparity", "valid", "right_disparity", "right_valid"):
+        assert np.array_equal(getattr(a, field), getattr(b, field)), field
+    assert not np.array_equal(a.left, c.left)
+    assert not np.array_equal(a.disparity, c.disparity)
+
+
+def test_arrays_have_the_documented_types():
+    scene = make_scene(0, H, W, MAX_DISP)
+    assert scene.left.shape == scene.right.shape == (H, W, 3)
+    assert scene.left.dtype == scene.right.dtype == np.uint8
+    assert scene.disparity.shape == scene.valid.shape == (H, W)
+    assert scene.disparity.dtype == np.float32 and scene.valid.dtype == bool
+    assert 0.3 < scene.valid.mean() < 1.0  # some occlusion, mostly visible
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 5])
+def test_warping_right_by_disparity_reproduces_left(seed):
+    scene = make_scene(seed, H, W, MAX_DISP, jitter=False)
+    exact = warp_error(scene)
+    # what is left is uint8 rounding and the second bilinear resampling of the warp;
+    # a disparity off by one pixel (or half a pixel) must be clearly worse than the truth
+    assert exact < 1.2
+    assert warp_error(scene, 1.0) > 2.5 * exact
+    assert warp_error(scene, 0.5) > 1.5 * exact
+
+
+def test_warp_with_photometric_jitter_stays_close():
+    scene = make_scene(1, H, W, MAX_DISP)
+    assert warp_error(scene) < 15.0
+    assert warp_error(scene, 2.0) > warp_error(scene)
+
+
+def test_right_disparity_is_consistent_with_left():
+    scene = make_scene(2, H, W, MAX_DISP, jitter=False)
+    ys, xs = np.nonzero(scene.valid)
+    x_right = np.round(xs - scene.disparity[ys, xs]).astype(int)
+    # at the nearest right pixel the right-view disparity differs only by the surface slope
+    gap = np.abs(scene.right_disparity[ys, x_right] - scene.disparity[ys, xs])
+    assert np.median(gap) < 0.2 and np.percentile(gap, 95) < 0.5
+
+
+def test_disparities_stay_positive_and_below_max_disp_and_use_the_range():
+    tops = []
+    for seed in range(24):
+        scene = make_scene(seed, H, W, MAX_DISP)
+        assert scene.disparity.min() > 0 and scene.disparity.max() < MAX_DISP
+        assert scene.right_disparity.min() > 0 and scene.right_disparity.max() < MAX_DISP
+        tops.append(scene.disparity.max() / MAX_DISP)
+    assert np.mean(np.array(tops) > 0.5) > 0.5  # most scenes reach past half the range
+    assert min(tops) < 0.5  # and some stay small
+
+
+def test_instereo2k_tree_layout_and_encoding(tmp_path):
+    root = write_instereo2k_tree(tmp_path / "is2k", n_train_parts=2, pairs_per_part=1, n_test=1,
+                                 size=(H, W), seed=7, max_disp=MAX_DISP)
+    pairs = sorted(p.parent for p in root.rglob("left.png"))
+    assert [p.relative_to(root).parent.as_posix() for p in pairs] == ["test", "train/part1", "train/part2"]
+    for pair in pairs:
+        assert {f.name for f in pair.iterdir()} == {"left.png", "right.png", "left_disp.png", "right_disp.png"}
+    encoded = cv2.imread(str(root / "train/part1/000000/left_disp.png"), cv2.IMREAD_UNCHANGED)
+    assert encoded.dtype == np.uint16
+    scene = make_scene(7, H, W, MAX_DISP)
+    disparity, valid = io.read_disparity(root / "train/part1/000000/left_disp.png", io.INSTEREO2K_SCALE)
+    assert np.array_equal(valid, scene.valid)
+    assert np.abs(disparity[valid] - scene.disparity[valid]).max() <= 0.005 + 1e-6
+    assert np.array_equal(io.read_image(root / "train/part1/000000/left.png"), scene.left)
