@@ -1,0 +1,118 @@
+"""Cost volume: group-wise correlation, 3D hourglass aggregation, soft-argmin regression."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from toolkit.model.blocks import ConvBN, FeatureAttention
+
+
+def shifted_views(right: torch.Tensor, planes: int) -> torch.Tensor:
+    """Right features shifted by every disparity 0..planes-1, zero where they fall off the image.
+
+    One zero-pad and one gather along the width axis replace the usual per-disparity loop:
+    the export is a single Pad + Gather, not dozens of ScatterND nodes, and no volume-sized
+    zero constant is baked in.
+
+    Args:
+        right: (B,C,H,W) features of the right image.
+        planes: number of disparity planes D.
+
+    Returns:
+        (B,C,H,D,W) with out[..., d, x] = right[..., x - d] (0 when x < d).
+    """
+    width = right.shape[-1]
+    padded = nn.functional.pad(right, (planes - 1, 0))
+    # padded[..., x - d + planes - 1] = right[..., x - d]; indices stay inside the padded row.
+    columns = torch.arange(width, device=right.device).unsqueeze(0)
+    shifts = torch.arange(planes - 1, -1, -1, device=right.device).unsqueeze(1)
+    return padded[..., columns + shifts]
+
+
+def groupwise_correlation_volume(left: torch.Tensor, right: torch.Tensor, planes: int, groups: int) -> torch.Tensor:
+    """Group-wise correlation volume: mean over each channel group of left x shifted right.
+
+    Args:
+        left: (B,C,H,W) left features (C divisible by ``groups``).
+        right: (B,C,H,W) right features.
+        planes: number of disparity planes D.
+        groups: number of channel groups G.
+
+    Returns:
+        (B,G,D,H,W) volume; plane d holds the correlation at disparity d (x_right = x_left - d).
+    """
+    batch, channels, height, width = left.shape
+    product = left.unsqueeze(3) * shifted_views(right, planes)
+    cost = product.reshape(batch, groups, channels // groups, height, planes, width).mean(dim=2)
+    return cost.permute(0, 1, 3, 2, 4).contiguous()
+
+
+def disparity_regression(prob: torch.Tensor) -> torch.Tensor:
+    """Expected disparity plane under a per-pixel distribution over planes.
+
+    Args:
+        prob: (B,D,H,W) probabilities summing to one over D.
+
+    Returns:
+        (B,1,H,W) expected plane index (in units of the volume's resolution).
+    """
+    values = torch.arange(prob.shape[1], dtype=prob.dtype, device=prob.device).view(1, -1, 1, 1)
+    return torch.sum(prob * values, dim=1, keepdim=True)
+
+
+def _down_pair(in_channels: int, out_channels: int) -> nn.Sequential:
+    """Stride-2 then stride-1 3x3x3 conv, both BN + leaky ReLU."""
+    return nn.Sequential(
+        ConvBN(in_channels, out_channels, is_3d=True, kernel_size=3, padding=1, stride=2),
+        ConvBN(out_channels, out_channels, is_3d=True, kernel_size=3, padding=1, stride=1),
+    )
+
+
+def _aggregate(in_channels: int, out_channels: int) -> nn.Sequential:
+    """1x1x1 channel reduction followed by two 3x3x3 convs."""
+    return nn.Sequential(
+        ConvBN(in_channels, out_channels, is_3d=True, kernel_size=1, padding=0, stride=1),
+        ConvBN(out_channels, out_channels, is_3d=True, kernel_size=3, padding=1, stride=1),
+        ConvBN(out_channels, out_channels, is_3d=True, kernel_size=3, padding=1, stride=1),
+    )
+
+
+def _up(in_channels: int, out_channels: int, norm_act: bool = True) -> ConvBN:
+    """2x transposed 4x4x4 conv (BN + leaky ReLU unless ``norm_act`` is False)."""
+    return ConvBN(in_channels, out_channels, deconv=True, is_3d=True, bn=norm_act, relu=norm_act,
+                  kernel_size=(4, 4, 4), padding=(1, 1, 1), stride=(2, 2, 2))
+
+
+class Hourglass(nn.Module):
+    """3D encoder-decoder over the cost volume, gated by image features at 1/8, 1/16, 1/32.
+
+    Turns the (B,8,D,H,W) correlation volume into the (B,8,D,H,W) geometry encoding volume.
+    """
+
+    def __init__(self, in_channels: int = 8):
+        super().__init__()
+        c = in_channels
+        self.conv1 = _down_pair(c, c * 2)
+        self.conv2 = _down_pair(c * 2, c * 4)
+        self.conv3 = _down_pair(c * 4, c * 6)
+        self.conv3_up = _up(c * 6, c * 4)
+        self.conv2_up = _up(c * 4, c * 2)
+        self.conv1_up = _up(c * 2, 8, norm_act=False)
+        self.agg_0 = _aggregate(c * 8, c * 4)
+        self.agg_1 = _aggregate(c * 4, c * 2)
+        self.feature_att_8 = FeatureAttention(c * 2, 64)
+        self.feature_att_16 = FeatureAttention(c * 4, 192)
+        self.feature_att_32 = FeatureAttention(c * 6, 160)
+        self.feature_att_up_16 = FeatureAttention(c * 4, 192)
+        self.feature_att_up_8 = FeatureAttention(c * 2, 64)
+
+    def forward(self, cost: torch.Tensor, features: list) -> torch.Tensor:
+        conv1 = self.feature_att_8(self.conv1(cost), features[1])
+        conv2 = self.feature_att_16(self.conv2(conv1), features[2])
+        conv3 = self.feature_att_32(self.conv3(conv2), features[3])
+        conv2 = self.agg_0(torch.cat((self.conv3_up(conv3), conv2), dim=1))
+        conv2 = self.feature_att_up_16(conv2, features[2])
+        conv1 = self.agg_1(torch.cat((self.conv2_up(conv2), conv1), dim=1))
+        conv1 = self.feature_att_up_8(conv1, features[1])
+        return self.conv1_up(conv1)
