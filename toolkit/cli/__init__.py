@@ -17,6 +17,8 @@ from toolkit.errors import StereoTrtError
 
 # command name -> module under toolkit.cli that defines a click command called `command`
 COMMANDS = {
+    "export": "export",
+    "lint": "lint",
     "predict": "predict",
 }
 

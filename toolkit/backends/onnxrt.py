@@ -1,0 +1,114 @@
+"""ONNX Runtime runner: FP32, FP16-typed and INT8 Q/DQ models on any machine.
+
+The model's input size and precision come from the stereo-trt metadata written by
+``export``/``quantize``, so a runner cannot be pointed at a foreign ONNX by mistake.
+Runtime module: stays valid on Python 3.8 (JetPack 5).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from toolkit.backends.base import Runner
+from toolkit.errors import DependencyError, InputError, ModelError
+from toolkit.onnx_meta import read_stereo_metadata
+from toolkit.preprocess import INPUT_NAMES
+
+# Preferred order when the caller names no providers; TensorRT's EP is left out on purpose:
+# it would build an engine behind the user's back, which is the `build` command's job.
+PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
+ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+
+
+def import_onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise DependencyError("onnxruntime is not installed; expected `pip install onnxruntime`") from None
+    return onnxruntime
+
+
+def session_options(threads: int | None = None):
+    """Session options used everywhere the toolkit runs ONNX: full graph optimisation, fixed threads.
+
+    Args:
+        threads: intra-op threads, or None/0 for ONNX Runtime's default (one per physical core).
+    """
+    ort = import_onnxruntime()
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    if threads:
+        options.intra_op_num_threads = int(threads)
+        options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only: ORT warns about every unused initializer
+    return options
+
+
+def default_providers() -> list[str]:
+    available = import_onnxruntime().get_available_providers()
+    return [p for p in PREFERRED_PROVIDERS if p in available]
+
+
+def open_session(path: str | os.PathLike, threads: int | None = None, providers: list[str] | None = None):
+    """An ``InferenceSession`` with the toolkit's options; load failures become ModelError."""
+    ort = import_onnxruntime()
+    try:
+        return ort.InferenceSession(str(path), sess_options=session_options(threads),
+                                    providers=list(providers or default_providers()))
+    except Exception as exc:  # ORT raises its own Fail/InvalidGraph/NotImplemented types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{path}: ONNX Runtime cannot load it ({first[:160]})") from None
+
+
+class OnnxRuntimeRunner(Runner):
+    """Runs an ONNX model written by ``stereo-trt export`` or ``quantize``.
+
+    Args:
+        path: the .onnx file.
+        threads: intra-op CPU threads; None lets ONNX Runtime decide.
+        providers: execution providers in order of preference; None picks CUDA when present, else CPU.
+
+    Raises:
+        ModelError: not an ONNX file, or one without the stereo-trt metadata.
+    """
+
+    name = "onnxruntime"
+
+    def __init__(self, path: str | os.PathLike, threads: int | None = None,
+                 providers: list[str] | None = None) -> None:
+        super().__init__()
+        if threads is not None and threads < 0:
+            raise InputError(f"--threads {threads}: expected a positive thread count")
+        self.path = Path(path)
+        self.metadata = read_stereo_metadata(self.path)
+        self.precision = self.metadata.get("precision", "fp32")
+        hw = self.metadata.get("input_hw")
+        self.input_hw = tuple(hw) if hw else None
+        self.threads = threads
+        self.providers = providers
+        self.session = None
+        self.input_dtypes: dict[str, type] = {}
+
+    def activate_impl(self) -> None:
+        session = open_session(self.path, self.threads, self.providers)
+        inputs = {i.name: i.type for i in session.get_inputs()}
+        if sorted(inputs) != sorted(INPUT_NAMES) or "disparity" not in [o.name for o in session.get_outputs()]:
+            raise ModelError(
+                f"{self.path}: inputs {sorted(inputs)} / outputs {[o.name for o in session.get_outputs()]}; "
+                "expected inputs 'left', 'right' and an output 'disparity'"
+            )
+        self.input_dtypes = {name: ORT_DTYPES.get(kind, np.float32) for name, kind in inputs.items()}
+        self.output_names = [o.name for o in session.get_outputs()]
+        self.session = session
+
+    def deactivate_impl(self) -> None:
+        self.session = None
+
+    def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        feed = {name: np.ascontiguousarray(feed[name], dtype=dtype) for name, dtype in self.input_dtypes.items()}
+        values = self.session.run(self.output_names, feed)
+        return {name: np.asarray(value, dtype=np.float32) for name, value in zip(self.output_names, values)}
