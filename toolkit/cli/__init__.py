@@ -20,6 +20,8 @@ COMMANDS = {
     "export": "export",
     "lint": "lint",
     "predict": "predict",
+    "build": "build",
+    "doctor": "doctor",
 }
 
 
