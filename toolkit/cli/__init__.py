@@ -20,6 +20,8 @@ COMMANDS = {
     "export": "export",
     "lint": "lint",
     "predict": "predict",
+    "run": "run",
+    "calibrate-camera": "calibrate_camera",
     "build": "build",
     "doctor": "doctor",
 }
