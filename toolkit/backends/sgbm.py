@@ -49,8 +49,15 @@ def create_matcher(max_disp: int, block_size: int = BLOCK_SIZE, channels: int = 
 
 
 def match(matcher, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Left-view disparity in pixels (float32); pixels SGBM could not match are 0."""
-    raw = matcher.compute(left, right).astype(np.float32) / np.float32(SGBM_SCALE)
+    """Left-view disparity in pixels (float32); pixels SGBM could not match are 0.
+
+    SGBM leaves the first numDisparities columns unmatched (and fails outright on images
+    narrower than that), so both images get that many black columns on the left, and
+    the result is cropped back: every real pixel then has its full search range.
+    """
+    pad = matcher.getNumDisparities()
+    padded = [cv2.copyMakeBorder(image, 0, 0, pad, 0, cv2.BORDER_CONSTANT, value=0) for image in (left, right)]
+    raw = matcher.compute(*padded)[:, pad:].astype(np.float32) / np.float32(SGBM_SCALE)
     return np.where(raw > 0, raw, 0).astype(np.float32)
 
 

@@ -20,6 +20,7 @@ COMMANDS = {
     "export": "export",
     "lint": "lint",
     "predict": "predict",
+    "pseudo-label": "pseudo_label",
     "run": "run",
     "calibrate-camera": "calibrate_camera",
     "build": "build",

@@ -219,7 +219,8 @@ def _deal_over_parts(pair_dirs: list[str], seed: int) -> list[str]:
 
 def default_manifest_path(manifest: Manifest) -> Path:
     """``calibration/instereo2k_n<N>_holdout<M>_seed<S>.json``."""
-    return DEFAULT_MANIFEST_DIR / f"instereo2k_n{len(manifest.pairs)}_holdout{len(manifest.holdout)}_seed{manifest.seed}.json"
+    name = f"instereo2k_n{len(manifest.pairs)}_holdout{len(manifest.holdout)}_seed{manifest.seed}.json"
+    return DEFAULT_MANIFEST_DIR / name
 
 
 def write_manifest(manifest: Manifest, path: str | os.PathLike | None = None) -> Path:

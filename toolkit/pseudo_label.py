@@ -1,0 +1,270 @@
+"""Pseudo-labels: run a teacher over stereo pairs and write its disparities as training labels.
+
+Labels use the InStereo2K encoding, so a labelled tree reads like the real dataset:
+for each pair, beside where its left image sits in the input tree (mirrored under the
+output folder), ``<left stem>_disp.png`` (uint16, disparity x 100, 0 = invalid) and
+``<left stem>_valid.png`` (uint8, 255 = the teacher trusts this pixel). For InStereo2K
+input (``left.png``) that is ``left_disp.png``, exactly the dataset's own name; with
+``with_images`` the two images are linked (or copied) to their own mirrored places, so
+the output folder is itself a tree of the input's layout. ``pseudo_labels.json``
+records the teacher and every pair.
+
+Teachers: ``sgbm`` (OpenCV SGBM, left-right checked), any ONNX stereo model with inputs
+``left``/``right`` (1, 3, H, W) RGB 0..255 and a disparity output, or a student
+checkpoint (.pth/.pt).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from toolkit import provenance
+from toolkit.backends.base import Runner
+from toolkit.data import io
+from toolkit.data.pairs import StereoPair
+from toolkit.errors import InputError, ModelError
+from toolkit.preprocess import INPUT_NAMES
+
+MANIFEST_NAME = "pseudo_labels.json"
+LABEL_ENCODING = "uint16 PNG, disparity x 100, 0 = invalid (InStereo2K)"
+MASK_ENCODING = "uint8 PNG, 255 = valid, 0 = invalid"
+CHECKPOINT_SUFFIXES = (".pth", ".pt")
+SGBM_OPTIONS = ("--max-disp", "--lr-threshold", "--no-lr-check")
+CHECKPOINT_OPTIONS = ("--iters", "--device")
+
+
+@dataclass
+class Label:
+    """What was written for one pair.
+
+    Attributes:
+        name: the pair's name.
+        label: the disparity PNG; mask: the validity PNG.
+        valid_fraction: share of pixels the teacher marked valid.
+    """
+
+    name: str
+    label: Path
+    mask: Path
+    valid_fraction: float
+
+
+class OnnxTeacherRunner(Runner):
+    """Any ONNX stereo model as a teacher, run with ONNX Runtime.
+
+    The toolkit's own ONNX runner insists on stereo-trt metadata; a teacher exported
+    elsewhere has none, so this runner asks only for inputs ``left`` and ``right`` and
+    takes the output called ``disparity`` (else the first output). A model with a fixed
+    input size gets pairs resized to it by the shared preprocessing.
+
+    Args:
+        path: the .onnx file.
+        threads: intra-op CPU threads, or None for ONNX Runtime's default.
+    """
+
+    name = "onnxruntime-teacher"
+
+    def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.threads = threads
+        self.session = None
+        self.output_name = ""
+
+    def activate_impl(self) -> None:
+        from toolkit.backends.onnxrt import open_session
+
+        session = open_session(self.path, self.threads)
+        inputs = {i.name: i.shape for i in session.get_inputs()}
+        if sorted(inputs) != sorted(INPUT_NAMES):
+            raise ModelError(
+                f"{self.path}: inputs {sorted(inputs)}; expected a stereo model with inputs 'left' and 'right'"
+            )
+        outputs = [o.name for o in session.get_outputs()]
+        self.output_name = "disparity" if "disparity" in outputs else outputs[0]
+        shape = inputs["left"]
+        if len(shape) == 4 and all(isinstance(v, int) for v in shape[2:]):
+            self.input_hw = (shape[2], shape[3])
+        self.session = session
+
+    def deactivate_impl(self) -> None:
+        self.session = None
+
+    def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        (disparity,) = self.session.run([self.output_name], feed)
+        disparity = np.asarray(disparity, dtype=np.float32)
+        height, width = feed["left"].shape[2:]
+        if disparity.size != height * width:
+            raise ModelError(f"{self.path}: output '{self.output_name}' has shape {disparity.shape}; "
+                             f"expected one disparity map of {height}x{width}")
+        return {"disparity": disparity.reshape(1, 1, height, width)}
+
+
+def open_teacher(teacher: str, max_disp: int | None = None, lr_threshold: float | None = None,
+                 lr_check: bool | None = None, iters: int | None = None, device: str | None = None,
+                 threads: int | None = None) -> Runner:
+    """The runner for a teacher named on the command line (not yet activated).
+
+    Options left at None take their defaults; an option the chosen teacher cannot use is
+    refused rather than silently ignored.
+
+    Args:
+        teacher: "sgbm", a .onnx file, or a student checkpoint (.pth/.pt).
+        max_disp: SGBM search range (default 192).
+        lr_threshold: SGBM left-right check threshold in px (default 1.0).
+        lr_check: SGBM: False keeps every matched pixel (default True).
+        iters: refinement iterations (checkpoints; default: the checkpoint's).
+        device: PyTorch device (checkpoints; default "cpu").
+        threads: CPU threads for ONNX Runtime / PyTorch.
+
+    Raises:
+        InputError: an unknown teacher, a missing file, or an option the teacher does not take.
+    """
+    given = {"--max-disp": max_disp, "--lr-threshold": lr_threshold, "--no-lr-check": lr_check,
+             "--iters": iters, "--device": device}
+    if teacher.lower() == "sgbm":
+        _refuse(teacher, given, CHECKPOINT_OPTIONS)
+        from toolkit.backends.sgbm import SGBMRunner
+
+        threshold = None if lr_check is False else (1.0 if lr_threshold is None else lr_threshold)
+        return SGBMRunner(max_disp=192 if max_disp is None else max_disp, lr_threshold=threshold)
+    path = Path(teacher)
+    suffix = path.suffix.lower()
+    if suffix not in (".onnx",) + CHECKPOINT_SUFFIXES:
+        raise InputError(f"--teacher {teacher!r}: expected sgbm, an .onnx model or a .pth/.pt checkpoint")
+    if not path.is_file():
+        raise InputError(f"--teacher {path}: no such file")
+    _refuse(teacher, given, SGBM_OPTIONS)
+    if suffix == ".onnx":
+        _refuse(teacher, given, CHECKPOINT_OPTIONS)
+        return OnnxTeacherRunner(path, threads=threads)
+    from toolkit.backends.torch_runner import TorchRunner
+
+    return TorchRunner(path, iters=iters, device=device or "cpu", threads=threads)
+
+
+def _refuse(teacher: str, given: dict, options: Sequence[str]) -> None:
+    """Raise for the first of ``options`` that was given although ``teacher`` cannot use it."""
+    for option in options:
+        if given[option] is not None:
+            kind = "SGBM" if option in SGBM_OPTIONS else "checkpoint"
+            raise InputError(f"{option} does not apply to teacher {teacher}; it is for {kind} teachers")
+
+
+def describe_teacher(teacher: str, runner: Runner) -> dict:
+    """The provenance of a teacher: its kind, its settings and, for a file, its hash."""
+    if teacher.lower() == "sgbm":
+        return {"kind": "sgbm", "max_disp": runner.max_disp, "block_size": runner.block_size,
+                "lr_threshold": runner.lr_threshold}
+    return {"kind": runner.name, "path": str(Path(teacher).resolve()), "sha256": provenance.sha256_file(teacher),
+            "iters": getattr(runner, "iters", None)}
+
+
+def pairs_root(pairs: Sequence[StereoPair]) -> Path:
+    """The deepest folder holding every pair's images: the tree the output mirrors."""
+    return Path(os.path.commonpath([str(image.parent.resolve()) for p in pairs for image in (p.left, p.right)]))
+
+
+def _is_within(path: Path, folder: Path) -> bool:
+    try:
+        path.relative_to(folder)
+    except ValueError:
+        return False
+    return True
+
+
+def label_paths(pair: StereoPair, root: Path, out_dir: Path) -> tuple[Path, Path]:
+    """Where one pair's label and mask go: the left image's place in ``root``, mirrored under ``out_dir``."""
+    folder = out_dir / pair.left.parent.resolve().relative_to(root)
+    return folder / f"{pair.left.stem}_disp.png", folder / f"{pair.left.stem}_valid.png"
+
+
+def trusted_pixels(disparity: np.ndarray, confidence: np.ndarray | None) -> np.ndarray:
+    """Pixels worth training on: finite positive disparity, and confidence >= 0.5 when there is one."""
+    valid = np.isfinite(disparity) & (disparity > 0)
+    if confidence is not None:
+        valid &= confidence >= 0.5
+    return valid
+
+
+def label_pair(runner: Runner, pair: StereoPair, root: Path, out_dir: Path, with_images: bool = False) -> Label:
+    """Run the teacher on one pair and write its label and mask (atomically)."""
+    left, right = io.read_image(pair.left), io.read_image(pair.right)
+    prediction = runner.infer(left, right)
+    valid = trusted_pixels(prediction.disparity, prediction.confidence)
+    label_path, mask_path = label_paths(pair, root, out_dir)
+    io.write_disparity_png(label_path, np.where(valid, prediction.disparity, 0), io.INSTEREO2K_SCALE)
+    io.write_image(mask_path, valid.astype(np.uint8) * 255)
+    if with_images:
+        for image in (pair.left, pair.right):
+            _place_image(image, out_dir / image.resolve().relative_to(root))
+    return Label(pair.name, label_path, mask_path, float(valid.mean()))
+
+
+def _place_image(source: Path, target: Path) -> None:
+    """Hard-link an input image into the output tree (no extra space); copy across file systems."""
+    if target.exists():
+        return
+    with provenance.atomic_path(target) as tmp:
+        tmp.unlink()
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copy2(source, tmp)
+
+
+def _pair_record(pair: StereoPair, label: Label, out_dir: Path) -> dict:
+    """One pair's entry in the manifest: its inputs (absolute) and its outputs (relative to ``out_dir``)."""
+    return {"name": pair.name, "left": str(pair.left.resolve()), "right": str(pair.right.resolve()),
+            "label": label.label.relative_to(out_dir).as_posix(), "mask": label.mask.relative_to(out_dir).as_posix(),
+            "valid_fraction": round(label.valid_fraction, 4)}
+
+
+def pseudo_label(runner: Runner, pairs: Sequence[StereoPair], out_dir: str | os.PathLike, teacher: dict,
+                 root: str | os.PathLike | None = None, with_images: bool = False,
+                 on_pair: Callable[[int, Label], None] | None = None) -> Path:
+    """Label every pair with an active teacher runner and write the manifest last.
+
+    Args:
+        runner: an active runner (see ``open_teacher``).
+        pairs: pairs to label (``toolkit.data.pairs.discover_pairs``).
+        out_dir: output root; the input tree is mirrored below it.
+        teacher: provenance of the teacher (``describe_teacher``).
+        root: the input tree to mirror (the folder the user named); None: the deepest
+            folder holding every left image.
+        with_images: also link the left/right images into the output tree, each at its
+            own place in ``root`` mirrored.
+        on_pair: callback(index, Label) after each pair, for progress.
+
+    Returns:
+        The manifest path (``<out_dir>/pseudo_labels.json``).
+
+    Raises:
+        InputError: no pairs, an output folder that is a file, or a pair outside ``root``.
+    """
+    if not pairs:
+        raise InputError("no stereo pairs to label; expected at least one pair")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"--out {out_dir}: is a file; expected a folder for the labels")
+    root = pairs_root(pairs) if root is None else Path(root).resolve()
+    outside = [image for p in pairs for image in (p.left, p.right) if not _is_within(image.resolve(), root)]
+    if outside:
+        raise InputError(f"{outside[0]}: outside the input tree {root} that the labels mirror")
+    labels = []
+    for index, pair in enumerate(pairs):
+        labels.append(label_pair(runner, pair, root, out_dir, with_images))
+        if on_pair is not None:
+            on_pair(index, labels[-1])
+    record = provenance.record(
+        tool="stereo-trt pseudo-label", teacher=teacher, source_root=str(root),
+        label_encoding=LABEL_ENCODING, mask_encoding=MASK_ENCODING, images_linked=with_images,
+        pairs=[_pair_record(pair, label, out_dir) for pair, label in zip(pairs, labels)],
+    )
+    return provenance.write_json(out_dir / MANIFEST_NAME, record)
