@@ -23,6 +23,7 @@ COMMANDS = {
     "pseudo-label": "pseudo_label",
     "run": "run",
     "calibrate-camera": "calibrate_camera",
+    "bench": "bench",
     "build": "build",
     "doctor": "doctor",
 }

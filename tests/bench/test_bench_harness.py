@@ -1,0 +1,179 @@
+"""End-to-end benchmark runs with real runners (ONNX Runtime + OpenCV SGBM) at a tiny size."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from toolkit.backends.sgbm import SGBMRunner
+from toolkit.bench import BenchConfig, memory, metrics, run_bench
+from toolkit.bench.timing import interleaved_order, latency_stats
+from toolkit.data import io
+from toolkit.data.synthetic import write_instereo2k_tree
+from toolkit.errors import InputError
+
+SIZE = (64, 96)
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx():
+    from tiny_models import exported_tiny_onnx
+
+    return exported_tiny_onnx(SIZE)
+
+
+@pytest.fixture(scope="module")
+def instereo2k(tmp_path_factory):
+    """Two generated test pairs with ground truth, in the InStereo2K layout."""
+    return write_instereo2k_tree(tmp_path_factory.mktemp("instereo2k"), n_train_parts=0, n_test=2, size=SIZE,
+                                 max_disp=24)
+
+
+@pytest.fixture(scope="module")
+def bench_run(tiny_onnx, instereo2k, tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    lines = []
+    config = BenchConfig(models=[str(tiny_onnx), "sgbm"], data=str(instereo2k), warmup=1, repeats=2, max_disp=32)
+    report = run_bench(config, out, progress=lines.append)
+    return report, out, lines
+
+
+def summary_rows(markdown: str) -> list:
+    """Data lines of the first Markdown table (the headline table)."""
+    lines = markdown.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| Model"))
+    assert set(lines[start + 1].replace("|", "").split()) <= {"---", "---:"}
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
+def test_bench_writes_every_report_file(bench_run):
+    report, out, _ = bench_run
+    for name in ("report.md", "report.json", "results.csv", "per_pair.csv", "plots/latency_cdf.png",
+                 "plots/speed_vs_epe.png", "plots/sparsification.png", "plots/errors_sgbm.png"):
+        assert (out / name).is_file(), name
+    assert list(out.glob("plots/errors_tiny*.png"))
+    assert not list(out.rglob("*.partial*")), "a temporary file was left behind"
+    for png in out.glob("plots/*.png"):
+        assert io.read_image(png).shape[2] in (3, 4)
+
+
+def test_markdown_has_one_row_per_model(bench_run):
+    _, out, _ = bench_run
+    markdown = (out / "report.md").read_text()
+    rows = summary_rows(markdown)
+    assert [row[0] for row in rows] == ["`tiny_64x96_it2_fp32.onnx`", "`sgbm`"]
+    assert rows[0][1:3] == ["ONNX Runtime", "FP32"]
+    assert all(len(row) == 11 for row in rows)
+    for plot in ("plots/latency_cdf.png", "plots/speed_vs_epe.png", "plots/errors_sgbm.png"):
+        assert f"]({plot})" in markdown
+
+
+def test_timing_is_interleaved_and_complete(bench_run):
+    report, _, lines = bench_run
+    for row in report.rows:
+        assert row["latency"]["count"] == 4  # 2 pairs x 2 passes
+        assert len(row["samples"]["end_to_end_ms"]) == 4
+        lat = row["latency"]
+        assert lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
+        # end to end = decoding + the runner's total, which contains the backend call
+        assert all(e > b for e, b in zip(row["samples"]["end_to_end_ms"], row["samples"]["backend_ms"]))
+    pair_lines = [line for line in lines if line.startswith("pass ")]
+    assert len(pair_lines) == 4 and all("tiny_64x96" in line and "sgbm" in line for line in pair_lines)
+
+
+def test_ground_truth_accuracy_matches_an_independent_run(bench_run, instereo2k):
+    report, _, _ = bench_run
+    sgbm = next(row for row in report.rows if row["info"]["backend"] == "sgbm")
+    expected = []
+    with SGBMRunner(max_disp=32) as runner:
+        runner.input_hw = SIZE
+        for pair_dir in sorted((instereo2k / "test").iterdir()):
+            prediction = runner.infer(io.read_image(pair_dir / "left.png"), io.read_image(pair_dir / "right.png"))
+            truth, valid = io.read_disparity(pair_dir / "left_disp.png", io.INSTEREO2K_SCALE)
+            expected.append(metrics.disparity_metrics(prediction.disparity, truth, valid))
+    assert sgbm["vs_ground_truth"]["epe"] == pytest.approx(np.mean([m.epe for m in expected]), rel=1e-6)
+    assert sgbm["vs_ground_truth"]["d1"] == pytest.approx(np.mean([m.d1 for m in expected]), rel=1e-6)
+    assert sgbm["vs_reference"] is None  # no checkpoint among the rows, none given
+    # SGBM's left-right check is its confidence: the kept pixels must be the better ones
+    confidence = sgbm["confidence"]
+    assert confidence["epe_confident"] < sgbm["vs_ground_truth"]["epe"]
+    assert confidence["sparsification"]["ause"] < confidence["sparsification"]["ause_random"]
+
+
+def test_json_and_csv_hold_the_same_numbers(bench_run):
+    report, out, _ = bench_run
+    data = json.loads((out / "report.json").read_text())
+    assert [row["info"]["label"] for row in data["rows"]] == [row["info"]["label"] for row in report.rows]
+    assert data["environment"]["usable_cores"] >= 1 and "versions" in data["environment"]
+    assert data["provenance"]["tool"] == "stereo-trt bench"
+    with open(out / "results.csv", newline="") as handle:
+        records = list(csv.DictReader(handle))
+    assert len(records) == 2
+    assert float(records[1]["vs_ground_truth.epe"]) == pytest.approx(data["rows"][1]["vs_ground_truth"]["epe"])
+    assert float(records[0]["latency.p99"]) == pytest.approx(data["rows"][0]["latency"]["p99"])
+    with open(out / "per_pair.csv", newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == 4  # 2 models x 2 pairs
+
+
+def test_memory_is_measured_per_row(bench_run):
+    report, _, _ = bench_run
+    for row in report.rows:
+        usage = row["memory"]
+        assert usage is not None, row["memory_note"]
+        assert usage["peak_rss_mb"] >= usage["baseline_rss_mb"] > 0
+
+
+def test_memory_probe_does_not_inherit_the_parent_size(tmp_path):
+    """A spawned child must not report its (large) parent's resident set as its own peak."""
+    left, right = io.write_image(tmp_path / "l.png", np.zeros((64, 96, 3), np.uint8)), tmp_path / "r.png"
+    io.write_image(right, np.zeros((64, 96, 3), np.uint8))
+    ballast = np.ones(200 * 2**20 // 8)  # 200 MiB resident in this process
+    usage = memory.measure("sgbm", {"max_disp": 32}, SIZE, left, right)
+    assert not isinstance(usage, str), usage
+    assert usage.peak_rss_mb < memory.current_rss_mb() - 150
+    del ballast
+
+
+def test_exported_size_must_match_the_bench_size(tiny_onnx, tmp_path):
+    config = BenchConfig(models=[str(tiny_onnx), "sgbm"], size=(96, 128), warmup=0, repeats=1,
+                         measure_memory=False)
+    with pytest.raises(InputError, match=r"64x96 input .* bench runs at 96x128"):
+        run_bench(config, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"models": []}, "no --model"),
+    ({"repeats": 0}, "--repeats 0"),
+    ({"models": ["missing.onnx"]}, "missing.onnx: no such file"),
+    ({"models": ["sgbm", "SGBM"]}, "given twice"),
+    ({"min_confidence": 2.0}, "--min-confidence"),
+])
+def test_bad_configuration_is_refused_before_running(tmp_path, changes, message):
+    config = BenchConfig(**{"models": ["sgbm"], **changes})
+    with pytest.raises(InputError, match=message):
+        run_bench(config, tmp_path / "out")
+
+
+def test_latency_stats_by_hand():
+    stats = latency_stats([4.0, 1.0, 3.0, 2.0])
+    assert (stats.min, stats.max, stats.mean, stats.p50) == (1.0, 4.0, 2.5, 2.5)
+    assert stats.p90 == pytest.approx(3.7)  # numpy linear: position 0.9 * 3 = 2.7 -> 3 + 0.7 * (4 - 3)
+    assert stats.fps == pytest.approx(400.0)
+    with pytest.raises(ValueError):
+        latency_stats([])
+
+
+def test_interleaved_order_rotates_the_first_row():
+    assert interleaved_order(3, 0) == [0, 1, 2]
+    assert interleaved_order(3, 1) == [1, 2, 0]
+    assert interleaved_order(3, 5) == [2, 0, 1]
+    assert interleaved_order(0, 1) == []
