@@ -318,8 +318,9 @@ def _fractal_noise(rng: np.random.Generator, height: int, width: int, channels: 
 def _atlas(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     """The scene's 4-channel texture atlas: three smooth noise channels and one sharp pattern.
 
-    The sharp channel thresholds noise plus stripes with a ramp of about a pixel, giving
-    spots, stripes and hard edges that stay well sampled.
+    The sharp channel saturates noise plus stripes through a steep ramp, giving spots,
+    wavy stripes and hard edges that still change over a pixel or more, so bilinear
+    sampling in both views stays faithful.
     """
     noise = _fractal_noise(rng, height, width, 4, rng.uniform(0.1, 0.6))
     cos, sin = _rotation(rng)
