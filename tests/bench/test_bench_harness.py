@@ -36,7 +36,8 @@ def instereo2k(tmp_path_factory):
 def bench_run(tiny_onnx, instereo2k, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
     lines = []
-    config = BenchConfig(models=[str(tiny_onnx), "sgbm"], data=str(instereo2k), warmup=1, repeats=2, max_disp=32)
+    config = BenchConfig(models=[str(tiny_onnx), "sgbm"], data=str(instereo2k), warmup=1, repeats=2, max_disp=32,
+                         worst_pairs=1)
     report = run_bench(config, out, progress=lines.append)
     return report, out, lines
 
@@ -74,6 +75,29 @@ def test_markdown_has_one_row_per_model(bench_run):
     assert all(len(row) == 11 for row in rows)
     for plot in ("plots/latency_cdf.png", "plots/speed_vs_epe.png", "plots/errors_sgbm.png"):
         assert f"]({plot})" in markdown
+
+
+def test_error_maps_show_the_worst_pair(bench_run):
+    report, out, _ = bench_run
+    for row in report.rows:
+        worst = max(row["per_pair"], key=lambda entry: entry["vs_ground_truth"]["epe"])
+        assert [w["pair"] for w in row["worst_pairs"]] == [worst["pair"]]  # worst_pairs=1 keeps only the worst
+        assert row["worst_pairs"][0]["against"] == "ground truth"
+    figure = io.read_image(out / "plots" / "errors_sgbm.png")
+    assert figure.shape[0] < figure.shape[1]  # one pair: a single line of three panels
+
+
+def test_pairs_without_ground_truth_or_reference(tmp_path):
+    for side in ("left", "right"):
+        io.write_image(tmp_path / "data" / side / "a.png", np.random.default_rng(0).integers(0, 255, (64, 96, 3),
+                                                                                            dtype=np.uint8))
+    report = run_bench(BenchConfig(models=["sgbm"], data=str(tmp_path / "data"), warmup=0, repeats=1, max_disp=32,
+                                   measure_memory=False), tmp_path / "out")
+    row = report.rows[0]
+    assert row["vs_ground_truth"] is None and row["vs_reference"] is None and row["confidence"] is None
+    assert (tmp_path / "out" / "plots" / "latency_cdf.png").is_file()
+    assert not (tmp_path / "out" / "plots" / "speed_vs_epe.png").exists()
+    assert summary_rows((tmp_path / "out" / "report.md").read_text())[0][4:7] == ["–", "–", "–"]
 
 
 def test_timing_is_interleaved_and_complete(bench_run):

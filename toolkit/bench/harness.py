@@ -17,6 +17,7 @@ Order of work:
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -102,9 +103,9 @@ class BenchConfig:
             raise InputError(f"--reference {self.reference}: no such checkpoint")
 
 
-@dataclass
+@dataclass(eq=False)
 class WorstPair:
-    """A pair kept for a row's error-map figure."""
+    """A pair kept for a row's error-map figure (compared by identity: it holds arrays)."""
 
     epe: float
     name: str
@@ -132,6 +133,7 @@ class RowResult:
         confidence: confident-pixel EPE and sparsification (rows with a confidence output,
             pairs with ground truth), or None.
         per_pair: per pair: name, backend p50 ms, metrics vs reference and ground truth.
+        worst_pairs: the pairs in the row's error-map figure, worst first (name, EPE, against what).
     """
 
     info: dict
@@ -148,6 +150,7 @@ class RowResult:
     vs_ground_truth: dict | None
     confidence: dict | None
     per_pair: list
+    worst_pairs: list
 
     @property
     def label(self) -> str:
@@ -325,7 +328,9 @@ def _resolve_reference(config: BenchConfig, rows: list, exported: dict, iters, m
     if path is None and torch_rows:
         path = rows[torch_rows[0]].info.path
     sources = {meta.get("checkpoint_sha256") for meta in exported.values()} - {None}
-    if path is None and len(sources) == 1 and BUILTIN_CHECKPOINT.is_file():
+    # the automatic fallback must not make PyTorch a requirement (a Jetson runtime install has none)
+    torch_available = importlib.util.find_spec("torch") is not None
+    if path is None and len(sources) == 1 and BUILTIN_CHECKPOINT.is_file() and torch_available:
         if provenance.sha256_file(BUILTIN_CHECKPOINT) in sources:
             path = str(BUILTIN_CHECKPOINT)
     if path is None:
@@ -448,7 +453,8 @@ def _keep_worst(row: _Row, pair, disparity: np.ndarray, target: tuple, keep: int
     error = np.where(mask, np.abs(disparity - np.where(mask, reference, 0)), np.nan).astype(np.float32)
     row.worst.append(WorstPair(epe, pair.name, str(pair.left), disparity, error, against))
     if len(row.worst) > keep:
-        row.worst.remove(min(row.worst, key=lambda w: w.epe))
+        row.worst.sort(key=lambda w: -w.epe)
+        del row.worst[keep:]
 
 
 def _measure_memory(rows: list, data: BenchData, size, say: Progress) -> dict:
@@ -505,4 +511,6 @@ def _row_result(row: _Row, usage, config: BenchConfig) -> RowResult:
         vs_ground_truth=_mean_metrics(row.per_pair, "vs_ground_truth", ACCURACY_KEYS_GT),
         confidence=_confidence_summary(row, config.min_confidence),
         per_pair=per_pair,
+        worst_pairs=[{"pair": w.name, "epe": w.epe, "against": w.against}
+                     for w in sorted(row.worst, key=lambda w: -w.epe)],
     )

@@ -16,7 +16,8 @@ from toolkit.errors import InputError
 SGBM_SPEC = "sgbm"
 BACKEND_TITLES = {"torch": "PyTorch", "onnxruntime": "ONNX Runtime", "tensorrt": "TensorRT", "sgbm": "OpenCV"}
 # metadata fields of an exported model that the report shows
-METADATA_FIELDS = ("checkpoint_sha256", "input_hw", "iters", "max_disp", "precision")
+# (the row's precision comes from the runner: an engine may run an FP32 ONNX in FP16)
+METADATA_FIELDS = ("checkpoint_sha256", "input_hw", "iters", "max_disp")
 
 
 @dataclass
@@ -140,8 +141,15 @@ def fit_size(runner, spec: str, input_hw: tuple | None):
 
 
 def exported_metadata(runner) -> dict:
-    """The fields of an exported model's stereo-trt metadata the report shows ({} for others)."""
-    metadata = getattr(runner, "metadata", None) or {}
+    """The fields of an exported model's stereo-trt metadata the report shows ({} for others).
+
+    An ONNX runner holds the metadata itself; an engine's sidecar carries its source ONNX's.
+    """
+    metadata = getattr(runner, "metadata", None)
+    if metadata is None:
+        sidecar = getattr(getattr(runner, "session", None), "sidecar", None) or {}
+        metadata = (sidecar.get("onnx") or {}).get("metadata")
+    metadata = metadata or {}
     return {key: metadata[key] for key in METADATA_FIELDS if key in metadata}
 
 

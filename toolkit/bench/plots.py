@@ -73,16 +73,17 @@ def latency_cdf(rows: list, path: Path) -> Path:
         for key, style, suffix in (("backend_ms", "-", "backend"), ("end_to_end_ms", "--", "end to end")):
             samples = np.sort(np.asarray(row["samples"][key], dtype=float))
             every.extend(samples.tolist())
-            fraction = np.arange(1, samples.size + 1) / samples.size
-            axes.step(samples, fraction, where="post", linestyle=style, color=colour,
-                      label=f"{row['info']['label']} ({suffix})")
+            # start each curve at 0 so the first step is drawn too
+            fraction = np.arange(0, samples.size + 1) / samples.size
+            axes.step(np.concatenate([samples[:1], samples]), fraction, where="post", linestyle=style,
+                      color=colour, label=f"{row['info']['label']} ({suffix})")
     if _wide_range(every):
         _log_x(axes)
     axes.set_xlabel("latency per pair (ms)")
     axes.set_ylabel("fraction of calls")
     axes.set_ylim(0, 1.02)
     axes.grid(True, alpha=0.3)
-    axes.legend(fontsize=7, loc="lower right")
+    axes.legend(fontsize=7, loc="best")
     axes.set_title("Latency CDF")
     return _save(figure, path)
 
