@@ -72,6 +72,8 @@ def test_run_with_a_calibration_shows_depth(tmp_path):
     (["--source", "63", "--rectified", "--backend", "sgbm", "--range", "5,1"], "--range '5,1': LOW must be below HIGH"),
     (["--source", "63", "--rectified", "--backend", "sgbm", "--save", "x.gif"], "unsupported video suffix '.gif'"),
     (["--source", "63", "--calibration", "none.yaml", "--backend", "sgbm"], "--calibration none.yaml: no such file"),
+    (["--source", "63", "--rectified", "--backend", "sgbm", "--fourcc", "MJPEG"], "--fourcc 'MJPEG': expected four"),
+    (["--source", "63", "--rectified", "--backend", "sgbm", "--camera-size", "720p"], "--camera-size '720p'"),
 ])
 def test_run_errors_are_one_line_exit_2(args, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

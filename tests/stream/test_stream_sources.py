@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stream_media import HEIGHT, WIDTH, count_frames, pair_folder, scenes, side_by_side_video, two_videos
+from stream_media import HEIGHT, WIDTH, pair_folder, scenes, side_by_side_video, two_videos
 from toolkit.errors import DependencyError, InputError
 from toolkit.stream import sources
 

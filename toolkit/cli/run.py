@@ -31,14 +31,15 @@ FRAME_POLICIES = {"auto": None, "latest": True, "every": False}
 @click.option("--serve", "serve_port", type=click.IntRange(0, 65535), help="Serve the view as MJPEG on this port.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address --serve binds (0.0.0.0: every interface).")
 @click.option("--status-every", type=click.FloatRange(0), default=2.0, show_default=True, help="Seconds between status lines.")
-@click.option("--camera-size", metavar="WxH", help="Capture size to request from cameras (side-by-side: both halves).")
-@click.option("--fps", type=click.FloatRange(1, 240), help="Capture rate to request from cameras.")
+@click.option("--camera-size", metavar="WxH", help="Capture size to request from cameras (side-by-side cameras: the whole frame).")
+@click.option("--fps", type=click.FloatRange(1, 240), help="Capture rate to request from cameras (and of --save).")
+@click.option("--fourcc", metavar="CODE", help="Camera pixel format, e.g. MJPG (two USB cameras on one bus need it).")
 @click.option("--frames", "frame_policy", type=click.Choice(sorted(FRAME_POLICIES)), default="auto", show_default=True,
               help="latest: drop frames the model cannot keep up with; every: process all; auto: latest for cameras.")
 @click.option("--max-frames", type=click.IntRange(1), help="Stop after this many frames.")
 def command(source_texts, swap, backend, model, size_text, max_disp, threads, calibration, alpha, rectified, depth,
             focal_px, baseline, range_text, min_confidence, no_mask, save, headless, serve_port, host, status_every,
-            camera_size, fps, frame_policy, max_frames):
+            camera_size, fps, fourcc, frame_policy, max_frames):
     """Live disparity or depth from stereo cameras, videos or image folders.
 
     Captures, rectifies, runs the model and shows the result with FPS and latency; a
@@ -57,7 +58,7 @@ def command(source_texts, swap, backend, model, size_text, max_disp, threads, ca
         size_text=size_text, max_disp=max_disp, threads=threads, calibration=calibration, alpha=alpha,
         rectified=rectified, depth=depth, focal_px=focal_px, baseline=baseline, range_text=range_text,
         min_confidence=min_confidence, mask_invalid=not no_mask, save=save, headless=headless, serve_port=serve_port,
-        host=host, status_every=status_every, camera_size=camera_size, fps=fps,
+        host=host, status_every=status_every, camera_size=camera_size, fps=fps, fourcc=fourcc,
         latest_frame_wins=FRAME_POLICIES[frame_policy], max_frames=max_frames)
     summary = app.run(config, echo=click.echo)
     click.echo(summary.text())

@@ -42,6 +42,7 @@ class RunConfig:
     status_every: float = 2.0
     camera_size: str | None = None
     fps: float | None = None
+    fourcc: str | None = None
     latest_frame_wins: bool | None = None
     max_frames: int | None = None
 
@@ -123,8 +124,20 @@ def build_runner(config: RunConfig):
     return open_runner(config.model, config.backend, size=size, max_disp=config.max_disp, threads=config.threads)
 
 
+def wants_window(config: RunConfig) -> bool:
+    """A window unless --headless, and only where a display and an OpenCV GUI exist."""
+    return not config.headless and display.has_display() and display.gui_available()
+
+
 def build_sinks(config: RunConfig, fps, fields: dict, echo: Callable[[str], None]) -> list:
-    """Window (when a display exists and not --headless), recorder (--save), MJPEG server (--serve)."""
+    """Recorder (--save), MJPEG server (--serve) and window (see ``wants_window``).
+
+    Args:
+        config: the run's options.
+        fps: frame rate for the recording, or a function returning it (see ``VideoRecorder``).
+        fields: provenance fields for the recording's sidecar.
+        echo: where notes go.
+    """
     from toolkit.stream.record import VideoRecorder
     from toolkit.stream.serve import MjpegServer
 
@@ -140,11 +153,11 @@ def build_sinks(config: RunConfig, fps, fields: dict, echo: Callable[[str], None
             raise
         echo(f"serving the view at {server.url}")
         sinks.append(server)
-    if not config.headless:
-        if display.has_display() and display.gui_available():
-            sinks.append(display.Window())
-        else:
-            echo("no display found: running headless (use --save or --serve to see the output)")
+    if wants_window(config):
+        sinks.append(display.Window())
+        echo("press q in the window to stop")
+    elif not config.headless:
+        echo("no display (or no OpenCV GUI): running headless; use --save or --serve to see the output")
     return sinks
 
 
@@ -157,10 +170,12 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> loop.Summary:
     camera_size = parse_camera_size(config.camera_size)
     value_range = parse_range(config.range_text)
     rectifier, depth = build_geometry(config)
-    camera = sources.CameraSettings(*(camera_size or (None, None)), fps=config.fps)
+    if config.fourcc is not None and len(config.fourcc) != 4:
+        raise InputError(f"--fourcc {config.fourcc!r}: expected four characters, for example MJPG or YUYV")
+    camera = sources.CameraSettings(*(camera_size or (None, None)), fps=config.fps, fourcc=config.fourcc)
     source = sources.open_source(config.sources, config.swap, camera)
     runner = build_runner(config)
-    headless = config.headless or not display.has_display()
+    headless = not wants_window(config)
     options = loop.StreamOptions(
         rectifier=rectifier, depth=depth, value_range=value_range, min_confidence=config.min_confidence,
         mask_invalid=config.mask_invalid, latest_frame_wins=config.latest_frame_wins, max_frames=config.max_frames,

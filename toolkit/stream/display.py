@@ -37,6 +37,7 @@ class Window:
     def __init__(self, title: str = "stereo-trt") -> None:
         self.title = title
         self.opened = False
+        self.seen_visible = False
 
     def publish(self, view: np.ndarray) -> bool:
         if not self.opened:
@@ -46,8 +47,11 @@ class Window:
         key = cv2.waitKey(1) & 0xFF
         if key in QUIT_KEYS:
             return False
-        # The window's close button: the property drops below 1 once it is gone.
-        return cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) >= 1
+        # The window's close button: the property drops below 1 once it is gone. Some GUI
+        # backends report 0 until the window first appears, so only a window seen visible counts.
+        visible = cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) >= 1
+        self.seen_visible = self.seen_visible or visible
+        return visible or not self.seen_visible
 
     def close(self) -> None:
         if self.opened:

@@ -54,11 +54,16 @@ class SourceSpec:
 
 @dataclass(frozen=True)
 class CameraSettings:
-    """Requested capture size and rate for cameras (None keeps the device's default)."""
+    """Requested capture size, rate and pixel format for cameras (None keeps the device's default).
+
+    ``fourcc`` "MJPG" is what lets two 720p USB cameras share one USB 2 bus: uncompressed
+    YUYV at that size needs more bandwidth than the bus has.
+    """
 
     width: int | None = None
     height: int | None = None
     fps: float | None = None
+    fourcc: str | None = None
 
 
 @dataclass
@@ -217,6 +222,9 @@ class Capture:
         return cv2.VideoCapture(self.spec.target)
 
     def _apply_camera_settings(self) -> None:
+        # The pixel format first: the sizes and rates a camera offers depend on it.
+        if self.camera.fourcc:
+            self.cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*self.camera.fourcc))
         if self.camera.width:
             self.cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.camera.width)
         if self.camera.height:
