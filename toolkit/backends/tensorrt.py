@@ -34,17 +34,22 @@ class TensorRTRunner(Runner):
         cuda_graph: replay inference as a CUDA graph (needs cuda-python).
         warmup: untimed runs at activation, so the first timed call is not a cold start.
         verbose: TensorRT's verbose log.
+        threads: CPU thread count, which TensorRT has no use for: refused when given, so a
+            ``--threads`` meant for ONNX Runtime or PyTorch is not silently ignored.
 
     Raises:
         DependencyError: tensorrt, or both pycuda and cuda-python, are not importable.
         ModelError: missing engine file.
+        InputError: a bad size or warm-up count, or ``threads``.
     """
 
     name = "tensorrt"
 
     def __init__(self, path: str | os.PathLike, size: tuple | None = None, cuda_graph: bool = False,
-                 warmup: int = 3, verbose: bool = False) -> None:
+                 warmup: int = 3, verbose: bool = False, threads: int | None = None) -> None:
         super().__init__()
+        if threads is not None:
+            raise InputError("--threads applies to ONNX Runtime and PyTorch; TensorRT runs on the GPU")
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelError(f"{self.path}: no such engine file; build one with `stereo-trt build`")
@@ -63,13 +68,25 @@ class TensorRTRunner(Runner):
         self.warmup = warmup
 
     def activate_impl(self) -> None:
-        self.session.open()
+        try:
+            self.session.open()
+            self.settle_input_size()
+            self.warm_up()
+        except BaseException:
+            self.session.close()  # activation failed: deactivate will not be called
+            raise
+
+    def settle_input_size(self) -> None:
+        """A fixed-size engine decides the network size; a requested size must agree with it."""
         fixed = self.session.fixed_hw()
-        if fixed is not None:
-            if self.requested_hw is not None and self.requested_hw != fixed:
-                self.session.close()
-                raise InputError(f"size {self.requested_hw}: {self.path.name} is built for {fixed[0]}x{fixed[1]} only")
-            self.input_hw = fixed
+        if fixed is None:
+            return
+        if self.requested_hw is not None and self.requested_hw != fixed:
+            raise InputError(f"size {self.requested_hw}: {self.path.name} is built for {fixed[0]}x{fixed[1]} only")
+        self.input_hw = fixed
+
+    def warm_up(self) -> None:
+        """Untimed runs (and the CUDA-graph capture) before the first timed call."""
         warm_hw = self.input_hw or self.session.warmup_hw()
         zeros = np.zeros((1, 3) + tuple(warm_hw), dtype=np.float32)
         for _ in range(self.warmup):

@@ -32,7 +32,7 @@ def command(model, precision, out, calibration, calib_cache, calib_limit, worksp
     target (the Jetson itself). Writes the engine and a JSON sidecar recording TensorRT, GPU,
     precision, profiles, the ONNX hash and a per-layer precision summary.
 
-    Example: stereo-trt build engines/student_480x640.onnx --precision fp16 --workspace 2048
+    Example: stereo-trt build engines/student_480x640_it8_fp32.onnx --precision fp16 --workspace 2048
     """
     from toolkit.trt.build import build_engine, resolve_calibration_pairs
 

@@ -313,7 +313,6 @@ def build_and_write(trt, cuda, config, meta, plan, profiles, paths, identity, re
     input_shapes = check_network_io(network, config.onnx_path, profiles)
     builder_config = configure(trt, builder, network, plan, config, on_progress)
     profile_objects = add_profiles(trt, builder, builder_config, profiles)
-    keep_alive = [parser]  # the parser owns the weights until the engine is built
     calibrator = None
     if plan.calibrator:
         size = calibration_size(input_shapes, profiles)
@@ -322,8 +321,10 @@ def build_and_write(trt, cuda, config, meta, plan, profiles, paths, identity, re
                                        size, profile_objects, on_progress)
     if paths.timing_cache is not None:
         attach_timing_cache(builder_config, paths.timing_cache, on_progress)
-    if supports(trt.__version__, "progress_monitor"):
-        keep_alive.append(attach_progress_monitor(trt, builder_config, on_progress))
+    # TensorRT holds only raw pointers to the monitor and the parser's weights: both must
+    # outlive the build, which these locals guarantee.
+    monitor = attach_progress_monitor(trt, builder_config, on_progress) \
+        if supports(trt.__version__, "progress_monitor") else None
     start = time.perf_counter()
     try:
         serialized = serialize_network(builder, network, builder_config, config.onnx_path)
@@ -331,9 +332,11 @@ def build_and_write(trt, cuda, config, meta, plan, profiles, paths, identity, re
         if calibrator is not None:
             calibrator.free()
     seconds = time.perf_counter() - start
+    del monitor, parser
     if paths.timing_cache is not None:
         save_timing_cache(builder_config, paths.timing_cache)
-    engine = trt.Runtime(logger).deserialize_cuda_engine(serialized)
+    runtime = trt.Runtime(logger)
+    engine = runtime.deserialize_cuda_engine(serialized)
     summary = engine_layer_summary(engine, trt, plan.precision) if engine is not None else None
     sidecar = make_sidecar(config, meta, plan, profiles, paths, identity, seconds, summary, network)
     write_engine(paths.engine, serialized, sidecar)

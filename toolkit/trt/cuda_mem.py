@@ -73,6 +73,11 @@ class PycudaBackend:
         self.context = self.device.retain_primary_context()
         self.context.push()
 
+    def make_current(self) -> None:
+        """Make the context current in the calling thread (pycuda's driver calls need one)."""
+        if self.cuda.Context.get_current() != self.context:
+            self.context.push()
+
     def device_info(self) -> DeviceInfo:
         major, minor = self.device.compute_capability()
         return DeviceInfo(self.device.name(), f"{major}.{minor}", self.device.total_memory() // (1 << 20))
@@ -127,6 +132,10 @@ class CudaPythonBackend:
         if error != self.rt.cudaError_t.cudaSuccess:
             raise StereoTrtError(f"CUDA {function} failed with {getattr(error, 'name', error)}; {DOCTOR_HINT}")
         return values[0] if len(values) == 1 else values
+
+    def make_current(self) -> None:
+        """Select the device in the calling thread (the runtime API keeps one per thread)."""
+        self.call("cudaSetDevice", self.device)
 
     def device_info(self) -> DeviceInfo:
         props = self.call("cudaGetDeviceProperties", self.device)

@@ -102,7 +102,12 @@ class EngineSession:
         self.free_bindings()
         if self.stream is not None:
             self.cuda.destroy_stream(self.stream)
-        self.context = self.engine = self.stream = None
+        # Context before engine before runtime: the order TensorRT objects must be released in.
+        self.context = None
+        self.engine = None
+        self.runtime = None
+        self.stream = None
+        self.profile = 0
         self.cuda.close()
         self.cuda = None
 
@@ -217,6 +222,7 @@ class EngineSession:
     def run(self, feed: dict) -> dict:
         """Run one feed dict {"left", "right": (1, 3, H, W)}; returns float32 copies of every output."""
         shape = tuple(int(d) for d in np.shape(feed["left"]))
+        self.cuda.make_current()  # a runner may be used from another thread than the one that opened it
         self.bind(shape)
         if self.use_graph and self.graph is None:
             self.capture()
