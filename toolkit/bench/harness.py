@@ -81,7 +81,7 @@ class BenchConfig:
     limit: int | None = None
     measure_memory: bool = True
     min_confidence: float = 0.5
-    worst_pairs: int = 3
+    worst_pairs: int = 2
 
     def validate(self) -> None:
         """Raises InputError naming the first bad option."""

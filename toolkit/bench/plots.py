@@ -13,7 +13,7 @@ import numpy as np
 
 from toolkit.provenance import atomic_path
 
-DPI = 110
+DPI = 100
 
 
 def matplotlib_available() -> bool:
@@ -133,20 +133,26 @@ def error_maps(label: str, worst: list, path: Path) -> Path:
         panels = (
             (left, None, f"{pair.name}: left"),
             (pair.disparity, "turbo", "disparity (px)"),
-            (np.ma.masked_invalid(pair.error), "magma", f"error vs {pair.against}: EPE {pair.epe:.2f} px"),
+            (np.ma.masked_invalid(pair.error), _error_colormap(), f"error vs {pair.against}: EPE {pair.epe:.2f} px"),
         )
         for column, (image, cmap, title) in enumerate(panels):
             axes = figure.add_subplot(len(worst), 3, 3 * line + column + 1)
             if cmap is None:
                 axes.imshow(image)
             else:
-                vmax = error_max if cmap == "magma" else None
-                shown = axes.imshow(image, cmap=cmap, vmin=0, vmax=vmax)
+                shown = axes.imshow(image, cmap=cmap, vmin=0, vmax=error_max if column == 2 else None)
                 figure.colorbar(shown, ax=axes, fraction=0.046, pad=0.02)
             axes.set_title(title, fontsize=8)
             axes.axis("off")
-    figure.suptitle(f"{label}: worst pairs", fontsize=10)
+    figure.suptitle(f"{label}: worst pairs (error panel: grey = no ground truth there)", fontsize=10)
     return _save(figure, path)
+
+
+def _error_colormap():
+    """Magma with masked pixels (no ground truth) in grey, so they do not read as large errors."""
+    from matplotlib import colormaps
+
+    return colormaps["magma"].with_extremes(bad="0.6")
 
 
 def sparsification_curves(rows: list, path: Path) -> Path:

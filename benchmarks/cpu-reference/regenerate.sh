@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Regenerate the committed CPU reference reports in benchmarks/cpu-reference/.
+#
+# Rows: PyTorch FP32 (the built-in weights), ONNX Runtime FP32, ONNX Runtime INT8 (the
+# TensorRT-style Q/DQ model) and OpenCV SGBM, all at 480x640 with 8 GRU iterations, on
+#   builtin/                the Middlebury Motorcycle pair shipped by scikit-image (real, with GT)
+#   synthetic-instereo2k/   the test split of a generated InStereo2K-layout set (with exact GT)
+#
+# Run from the repository root with the project's environment active (`make test` builds it):
+#   bash benchmarks/cpu-reference/regenerate.sh
+# Inputs that already exist are reused; delete them to rebuild. Nothing is downloaded.
+set -euo pipefail
+
+STEREO_TRT=${STEREO_TRT:-stereo-trt}
+PYTHON=${PYTHON:-python}
+THREADS=${THREADS:-$(nproc)}
+SIZE=480x640
+ITERS=8
+CKPT=toolkit/weights/rt_igev_student.pth
+FP32=engines/rt_igev_student_${SIZE}_it${ITERS}_fp32.onnx
+INT8=engines/rt_igev_student_${SIZE}_it${ITERS}_int8.onnx
+DATA=outputs/datasets/synthetic-instereo2k
+OUT=benchmarks/cpu-reference
+
+# 40 train pairs (calibration 32 + held out 8) and 10 test pairs (the benchmark), 480x640,
+# disparities up to 96 px; seeds start far from those the training run draws.
+if [ ! -d "$DATA/test" ]; then
+  "$PYTHON" -c "from toolkit.data.synthetic import write_instereo2k_tree as w; \
+w('$DATA', n_train_parts=2, pairs_per_part=20, n_test=10, size=(480, 640), seed=900000, max_disp=96)"
+fi
+[ -f "$FP32" ] || "$STEREO_TRT" export "$CKPT" --size "$SIZE" --iters "$ITERS" --out "$FP32"
+[ -f "$INT8" ] || "$STEREO_TRT" quantize "$FP32" -c "$DATA" --n-calib 32 --holdout 8 --out "$INT8" --threads "$THREADS"
+
+ROWS=(--model "$CKPT" --model "$FP32" --model "$INT8" --model sgbm)
+"$STEREO_TRT" bench "${ROWS[@]}" --data "$DATA" --threads "$THREADS" --out "$OUT/synthetic-instereo2k"
+"$STEREO_TRT" bench "${ROWS[@]}" --data builtin --threads "$THREADS" --out "$OUT/builtin"
