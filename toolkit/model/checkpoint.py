@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import zipfile
 from pathlib import Path
 
 import torch
@@ -67,21 +66,31 @@ def save_student(path: str | os.PathLike, model: RTIGEVStereo, config: StudentCo
     return Path(path)
 
 
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return (text.splitlines()[0] if text else type(error).__name__)[:120]
+
+
 def _read_checkpoint(path: Path):
     """torch.load with weights_only, turning every failure into a one-line CheckpointError."""
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; expected a .pth file")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, UnicodeDecodeError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    except pickle.UnpicklingError as error:
+        if "Weights only load failed" in str(error):
+            # A real pickle holding arbitrary Python objects: unpickling it could run code.
+            raise CheckpointError(
+                f"checkpoint {path} holds Python objects besides tensors, which are not loaded for safety; "
+                "expected a weights-only file (re-save it with torch.save(model.state_dict(), path))"
+            ) from None
         raise CheckpointError(
-            f"checkpoint {path} is not a PyTorch checkpoint ({first_line[:120]}); expected a file written by torch.save"
+            f"checkpoint {path} is not a PyTorch checkpoint ({_first_line(error)}); expected a file written by torch.save"
         ) from None
-    except RuntimeError as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else "RuntimeError"
+    except Exception as error:  # noqa: BLE001 - torch.load on arbitrary bytes raises many different types
         raise CheckpointError(
-            f"checkpoint {path} is not a PyTorch checkpoint ({first_line[:120]}); expected a file written by torch.save"
+            f"checkpoint {path} is not a PyTorch checkpoint ({type(error).__name__}: {_first_line(error)}); "
+            "expected a file written by torch.save"
         ) from None
 
 

@@ -2,10 +2,12 @@
 
 The published code reshapes the volume to one 1-pixel-high image per pixel and calls
 ``grid_sample`` on it. Here the same bilinear (zero-padded) interpolation along the
-disparity axis is written as a gather of integer planes plus a linear blend. All
-2r+1 taps at one pixel share the same fractional part, so 2r+2 gathered planes serve
-all of them. The export uses Floor, Clip, GatherElements and element-wise ops, all
-supported by TensorRT 8.5+ and ONNX Runtime (no GridSample, let alone a 5-D one).
+disparity axis is a gather of integer planes plus a linear blend. All 2r+1 taps at one
+pixel share the same fractional part, so 2r+2 gathered planes serve all of them. The
+pyramid is stored once per pair with disparity as the last (contiguous) axis and a zero
+plane at each end, so every lookup reads a few adjacent values per pixel. The export uses
+Floor, Clip, GatherElements and element-wise ops, all supported by TensorRT 8.5+ and ONNX
+Runtime (no GridSample, let alone a 5-D one).
 """
 
 from __future__ import annotations
@@ -34,31 +36,31 @@ def volume_pyramid(volume: torch.Tensor, levels: int) -> list:
     return pyramid
 
 
-def lookup_level(volume: torch.Tensor, position: torch.Tensor, radius: int) -> torch.Tensor:
-    """Linear interpolation of ``volume`` at ``position + k`` for k in -radius..radius.
-
-    Positions outside [0, D-1] read zeros (as grid_sample with zero padding does).
+def lookup_level(padded: torch.Tensor, position: torch.Tensor, radius: int) -> torch.Tensor:
+    """Linear interpolation along the last axis at ``position + k`` for k in -radius..radius.
 
     Args:
-        volume: (B,C,D,H,W) one pyramid level.
+        padded: (B,C,H,W,D+2) one pyramid level, disparity last, with one zero plane at
+            each end so that any tap outside [0, D-1] reads zero (as grid_sample's zero
+            padding does).
         position: (B,1,H,W) disparity in this level's plane units.
         radius: lookup radius r.
 
     Returns:
         (B, C*(2r+1), H, W), channel index c*(2r+1) + (k + r).
     """
-    batch, channels, planes, height, width = volume.shape
-    # One zero plane on each side: any tap outside [0, D-1] is clipped onto a zero plane.
-    padded = F.pad(volume, (0, 0, 0, 0, 1, 1))
+    batch, channels, height, width, padded_planes = padded.shape
+    position = position.squeeze(1).unsqueeze(-1)
     base = torch.floor(position)
     frac = position - base
-    offsets = torch.arange(-radius, radius + 2, dtype=position.dtype, device=position.device).view(1, -1, 1, 1)
-    index = (torch.clamp(base + offsets, -1.0, float(planes)) + 1.0).long()
-    index = index.unsqueeze(1).expand(batch, channels, 2 * radius + 2, height, width)
-    taps = torch.gather(padded, 2, index)
+    offsets = torch.arange(-radius, radius + 2, dtype=position.dtype, device=position.device)
+    # Plane p sits at padded index p + 1; clipping to [-1, D] lands out-of-range taps on a zero plane.
+    index = (torch.clamp(base + offsets, -1.0, float(padded_planes - 2)) + 1.0).long()
+    index = index.unsqueeze(1).expand(batch, channels, height, width, 2 * radius + 2)
+    taps = torch.gather(padded, 4, index)
     frac = frac.unsqueeze(1)
-    sampled = taps[:, :, :-1] * (1.0 - frac) + taps[:, :, 1:] * frac
-    return sampled.reshape(batch, channels * (2 * radius + 1), height, width)
+    sampled = taps[..., :-1] * (1.0 - frac) + taps[..., 1:] * frac
+    return sampled.permute(0, 1, 4, 2, 3).reshape(batch, channels * (2 * radius + 1), height, width)
 
 
 class GeometryLookup:
@@ -72,7 +74,7 @@ class GeometryLookup:
 
     def __init__(self, volume: torch.Tensor, levels: int, radius: int):
         self.radius = radius
-        self.pyramid = volume_pyramid(volume, levels)
+        self.pyramid = [F.pad(level.permute(0, 1, 3, 4, 2), (1, 1)) for level in volume_pyramid(volume, levels)]
 
     def __call__(self, disp: torch.Tensor) -> torch.Tensor:
         """Features around ``disp`` (B,1,H,W, in 1/4-resolution pixels): (B, levels*C*(2r+1), H, W)."""

@@ -33,11 +33,7 @@ class MotionEncoder(nn.Module):
 
 
 class ConvGRU(nn.Module):
-    """3x3 convolutional GRU whose gates also receive a fixed per-pixel context bias.
-
-    The update (z) and reset (r) gates read the same input, so their two convolutions run
-    as one with concatenated weights (same arithmetic, one pass over the input).
-    """
+    """3x3 convolutional GRU whose gates also receive a fixed per-pixel context bias."""
 
     def __init__(self, hidden_dim: int, input_dim: int):
         super().__init__()
@@ -57,10 +53,9 @@ class ConvGRU(nn.Module):
             new hidden state (B,Hd,H,W).
         """
         hidden = h.shape[1]
-        weight = torch.cat([self.convz.weight, self.convr.weight], dim=0)
-        bias = torch.cat([self.convz.bias, self.convr.bias], dim=0)
-        zr = torch.sigmoid(F.conv2d(torch.cat([h, x], dim=1), weight, bias, padding=1) + context[:, : 2 * hidden])
-        z, r = zr[:, :hidden], zr[:, hidden:]
+        hx = torch.cat([h, x], dim=1)
+        z = torch.sigmoid(self.convz(hx) + context[:, :hidden])
+        r = torch.sigmoid(self.convr(hx) + context[:, hidden:2 * hidden])
         q = torch.tanh(self.convq(torch.cat([r * h, x], dim=1)) + context[:, 2 * hidden:])
         return (1 - z) * h + z * q
 

@@ -4,34 +4,45 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from toolkit.model.blocks import ConvBN, FeatureAttention
 
 
-def shifted_views(right: torch.Tensor, planes: int) -> torch.Tensor:
-    """Right features shifted by every disparity 0..planes-1, zero where they fall off the image.
+# Columns per block of the blocked correlation below: large enough that each small matrix
+# product is efficient, small enough that little of each product falls outside the band.
+CORRELATION_BLOCK = 32
 
-    One zero-pad and one gather along the width axis replace the usual per-disparity loop:
-    the export is a single Pad + Gather, not dozens of ScatterND nodes, and no volume-sized
-    zero constant is baked in.
+
+def _shifted_windows(right: torch.Tensor, planes: int, block: int, blocks: int) -> torch.Tensor:
+    """For every block of ``block`` left columns, the right columns any of them can match, reversed.
 
     Args:
-        right: (B,C,H,W) features of the right image.
+        right: (B,C,H,W) right features.
         planes: number of disparity planes D.
+        block: columns per block.
+        blocks: number of blocks (ceil(W / block)).
 
     Returns:
-        (B,C,H,D,W) with out[..., d, x] = right[..., x - d] (0 when x < d).
+        (B,C,H,blocks,block+D-1) where window column j of block b holds
+        right[..., b*block + block-1 - j], or zero where that falls off the image.
     """
     width = right.shape[-1]
-    padded = nn.functional.pad(right, (planes - 1, 0))
-    # padded[..., x - d + planes - 1] = right[..., x - d]; indices stay inside the padded row.
-    columns = torch.arange(width, device=right.device).unsqueeze(0)
-    shifts = torch.arange(planes - 1, -1, -1, device=right.device).unsqueeze(1)
-    return padded[..., columns + shifts]
+    padded = F.pad(right, (0, 1))  # column ``width`` is the zero column
+    starts = torch.arange(blocks, device=right.device).view(-1, 1) * block + (block - 1)
+    columns = starts - torch.arange(block + planes - 1, device=right.device).view(1, -1)
+    columns = torch.where((columns < 0) | (columns >= width), torch.full_like(columns, width), columns)
+    return padded[..., columns.reshape(-1)].reshape(*right.shape[:3], blocks, block + planes - 1)
 
 
 def groupwise_correlation_volume(left: torch.Tensor, right: torch.Tensor, planes: int, groups: int) -> torch.Tensor:
-    """Group-wise correlation volume: mean over each channel group of left x shifted right.
+    """Group-wise correlation volume: mean over each channel group of left x right shifted by d.
+
+    Computed without a loop over disparities: per block of 32 left columns, one small matrix
+    product against the right columns it can match gives all left-right dot products of
+    the block; the band holding disparities 0..D-1 is then cut out with a flat reshape. The
+    export is Pad, Gather (constant index), MatMul, Reshape and Slice: no ScatterND and no
+    volume-sized constant.
 
     Args:
         left: (B,C,H,W) left features (C divisible by ``groups``).
@@ -40,12 +51,26 @@ def groupwise_correlation_volume(left: torch.Tensor, right: torch.Tensor, planes
         groups: number of channel groups G.
 
     Returns:
-        (B,G,D,H,W) volume; plane d holds the correlation at disparity d (x_right = x_left - d).
+        (B,G,D,H,W) volume; plane d holds the correlation at disparity d (x_right = x_left - d),
+        zero where x_left < d.
     """
     batch, channels, height, width = left.shape
-    product = left.unsqueeze(3) * shifted_views(right, planes)
-    cost = product.reshape(batch, groups, channels // groups, height, planes, width).mean(dim=2)
-    return cost.permute(0, 1, 3, 2, 4).contiguous()
+    per_group = channels // groups
+    block = CORRELATION_BLOCK
+    blocks = -(-width // block)
+    span = block + planes - 1
+    left = F.pad(left, (0, blocks * block - width))
+    left = left.reshape(batch, groups, per_group, height, blocks, block).permute(0, 1, 3, 4, 5, 2)
+    windows = _shifted_windows(right, planes, block, blocks)
+    windows = windows.reshape(batch, groups, per_group, height, blocks, span).permute(0, 1, 3, 4, 2, 5)
+    # scores[..., u, j] = <left[x0 + u], right[x0 + block-1 - j]>: disparity d of row u is
+    # column j = block-1 - u + d, i.e. flat offset u*(span-1) + d once the first block-1
+    # entries are dropped, so rows of span-1 entries put disparity d at column d.
+    scores = torch.matmul(left, windows).reshape(batch, groups, height, blocks, block * span)
+    band = scores[..., block - 1:block - 1 + block * (span - 1)]
+    band = band.reshape(batch, groups, height, blocks, block, span - 1)[..., :planes]
+    band = band.reshape(batch, groups, height, blocks * block, planes)[:, :, :, :width]
+    return (band.permute(0, 1, 4, 2, 3) / per_group).contiguous()
 
 
 def disparity_regression(prob: torch.Tensor) -> torch.Tensor:
