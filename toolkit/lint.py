@@ -89,12 +89,19 @@ class Finding:
 
 
 def check_trt_target(trt: str) -> TrtTarget:
-    """The target for a version string ("8.5", "10", "10.3", "11"); InputError when unknown."""
-    text = str(trt).strip()
-    key = text if text in TARGETS else text.split(".")[0]
-    if key not in TARGETS:
-        raise InputError(f"--trt {trt!r}: expected one of {', '.join(TARGETS)}")
-    return TARGETS[key]
+    """The target for a version string: "8.5" / "8.5.2" / "8.6" -> 8.5 rules, "10" / "10.3.0" -> 10, "11".
+
+    TensorRT 8.6 is linted with the 8.5 rules (a superset parses, so the check stays safe).
+
+    Raises:
+        InputError: a version older than 8.5 or unknown.
+    """
+    parts = str(trt).strip().split(".")
+    if parts[0] == "8" and len(parts) > 1 and parts[1].isdigit() and int(parts[1]) >= 5:
+        return TARGETS["8.5"]
+    if parts[0] in ("10", "11"):
+        return TARGETS[parts[0]]
+    raise InputError(f"--trt {trt!r}: expected 8.5 (JetPack 5), 10 (JetPack 6) or 11, optionally with a patch version")
 
 
 def load_onnx(path: str | os.PathLike):

@@ -19,6 +19,7 @@ from toolkit.errors import StereoTrtError
 COMMANDS = {
     "export": "export",
     "lint": "lint",
+    "quantize": "quantize",
     "predict": "predict",
     "pseudo-label": "pseudo_label",
     "run": "run",
