@@ -21,12 +21,13 @@ COMMANDS = {
     "lint": "lint",
     "quantize": "quantize",
     "predict": "predict",
-    "pseudo-label": "pseudo_label",
     "run": "run",
     "calibrate-camera": "calibrate_camera",
     "bench": "bench",
     "build": "build",
     "doctor": "doctor",
+    "pseudo-label": "pseudo_label",
+    "train": "train",
 }
 
 
