@@ -38,10 +38,6 @@ class BenchData:
     description: dict
     builtin_gt: tuple | None = None
 
-    @property
-    def has_ground_truth(self) -> bool:
-        return self.builtin_gt is not None or any(p.gt_path is not None for p in self.pairs)
-
 
 def load_bench_data(spec: str, scratch_dir: str | Path, split: str = "test", limit: int | None = None) -> BenchData:
     """Resolve ``--data`` into pairs on disk.

@@ -73,6 +73,13 @@ def gpu_names() -> list:
     return []
 
 
+def load_average() -> list | None:
+    """System load over 1, 5 and 15 minutes (Unix), or None. A busy machine slows every row."""
+    if not hasattr(os, "getloadavg"):
+        return None
+    return [round(value, 2) for value in os.getloadavg()]
+
+
 def thread_settings(requested: int | None) -> dict:
     """Thread counts in effect: the requested one, and what PyTorch/OpenCV/OMP report."""
     import cv2
@@ -85,13 +92,15 @@ def thread_settings(requested: int | None) -> dict:
     return settings
 
 
-def environment(threads: int | None = None) -> dict:
+def environment(threads: int | None = None, load_at_start: list | None = None) -> dict:
     """The environment block of a report.
 
     Args:
         threads: the thread count the run asked for (None = libraries' defaults).
+        load_at_start: ``load_average()`` taken when the run started.
     """
     env = {
+        "load_average": {"start": load_at_start, "end": load_average()},
         "cpu": cpu_model(),
         "logical_cores": os.cpu_count(),
         "usable_cores": usable_cores(),

@@ -152,10 +152,6 @@ class RowResult:
     per_pair: list
     worst_pairs: list
 
-    @property
-    def label(self) -> str:
-        return self.info["label"]
-
 
 @dataclass
 class BenchReport:
@@ -229,8 +225,9 @@ def run_bench(config: BenchConfig, out_dir: str | Path, progress: Progress | Non
     """
     from toolkit import provenance
     from toolkit.bench import report as report_writer
-    from toolkit.bench.environment import environment
+    from toolkit.bench.environment import environment, load_average
 
+    load_at_start = load_average()
     say = progress or (lambda message: None)
     config.validate()
     infos = models.describe_models(config.models)
@@ -250,7 +247,8 @@ def run_bench(config: BenchConfig, out_dir: str | Path, progress: Progress | Non
             _warm_up(rows, data, config.warmup, say)
             _timed_passes(rows, reference, data, passes, config, say)
         usage = _measure_memory(rows, data, size, say) if config.measure_memory else {}
-        env = environment(config.threads)
+        env = environment(config.threads, load_at_start)
+        _note_busy_machine(env, notes)
         results = [_row_result(row, usage.get(row.info.label), config) for row in rows]
         report = BenchReport(
             config=_config_dict(config), dataset=data.description, passes=passes, input_hw=list(size) if size else None,
@@ -260,6 +258,14 @@ def run_bench(config: BenchConfig, out_dir: str | Path, progress: Progress | Non
         worst = {row.info.label: sorted(row.worst, key=lambda w: -w.epe) for row in rows}
         report.files = report_writer.write_report(report, out_dir, worst, say)
     return report
+
+
+def _note_busy_machine(env: dict, notes: list) -> None:
+    """Say so when other work competed for the CPU: every latency then includes contention."""
+    loads = [load[0] for load in env["load_average"].values() if load]
+    if loads and max(loads) > env["usable_cores"]:
+        notes.append(f"the machine was busy: 1-minute load average up to {max(loads):.1f} on "
+                     f"{env['usable_cores']} usable cores, so latencies include contention from other processes")
 
 
 def _config_dict(config: BenchConfig) -> dict:

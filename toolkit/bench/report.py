@@ -152,7 +152,7 @@ def latency_table(rows: list) -> str:
 def reference_table(rows: list) -> str:
     header = ["Model", "EPE (px)", "max error (px)", "bad-1 (%)"]
     lines = [[f"`{row['info']['label']}`", fmt_px(_get(row, "vs_reference", "epe")),
-              fmt(_get(row, "vs_reference", "max_error"), 3), fmt(_get(row, "vs_reference", "bad1"), 3)]
+              fmt_px(_get(row, "vs_reference", "max_error")), fmt(_get(row, "vs_reference", "bad1"), 3)]
              for row in rows]
     return _table(header, lines)
 
@@ -200,10 +200,14 @@ def environment_table(env: dict) -> str:
     lines = [["CPU", env.get("cpu")], ["cores (logical / usable)", f"{env.get('logical_cores')} / {env.get('usable_cores')}"],
              ["threads", ", ".join(f"{k} {v}" for k, v in threads.items() if v is not None)],
              ["GPU", "; ".join(env.get("gpus") or []) or "none"], ["OS", f"{env.get('os')} ({env.get('machine')})"]]
+    load = env.get("load_average") or {}
+    if load.get("start") and load.get("end"):
+        lines.append(["load average 1/5/15 min (start → end)",
+                      f"{'/'.join(map(str, load['start']))} → {'/'.join(map(str, load['end']))}"])
     if env.get("jetson"):
         lines += [["Jetson", env["jetson"]], ["power mode (nvpmodel -q)", env.get("power_mode") or "unknown"]]
     lines.append(["versions", ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items())])
-    return _table(["", ""], lines, ["l", "l"])
+    return _table(["", "value"], lines, ["l", "l"])
 
 
 def reproduce_command(config: dict) -> str:
