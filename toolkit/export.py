@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import logging
 import os
 import time
 import warnings
@@ -324,11 +325,17 @@ def dynamo_shapes(torch, dynamic: DynamicShapes) -> dict:
 
 @contextlib.contextmanager
 def quiet():
-    """Silence the exporters' warnings and progress prints; errors still propagate."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
+    """Silence the exporters' warnings, log lines and progress prints; errors still propagate."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with contextlib.redirect_stdout(io.StringIO()):
+                yield
+    finally:
+        logger.setLevel(level)
 
 
 def finish_graph(path: Path, simplify: bool, fp16: bool):

@@ -21,6 +21,8 @@ HIST_BINS = 2048  # TensorRT's histogram resolution for entropy calibration
 MAX_BINS = 2 * HIST_BINS  # beyond this, adjacent bins merge (bin width doubles)
 QUANT_LEVELS = 128  # int8 magnitudes 0..127
 START_BIN = 128
+MAX_CLIPPED = 0.01  # at most 1% of the calibration values may fall beyond the chosen amax
+CHUNK_BYTES = 3 << 29  # 1.5 GiB of calibration outputs per inference run
 
 
 class TensorStats:
@@ -71,7 +73,8 @@ def entropy_amax(hist: np.ndarray, width: float) -> float:
     For every candidate bin count i (128 .. last non-empty bin): P is the histogram cut at i
     with the outliers folded into its last bin; Q spreads each of 128 levels' mass evenly
     over that level's non-empty bins. All candidates are scored at once from prefix sums,
-    and ties go to the widest range, as TensorRT's calibrator does.
+    and ties go to the widest range, as TensorRT's calibrator does. Unlike TensorRT's, cuts
+    clipping more than 1% of the values are not considered.
 
     Args:
         hist: counts of |x| per bin (bin k covers [k*width, (k+1)*width)).
@@ -100,9 +103,11 @@ def entropy_amax(hist: np.ndarray, width: float) -> float:
     p_entropy = plogp[i - 1] + xlogx(h[i - 1] + outliers)
     with np.errstate(divide="ignore", invalid="ignore"):
         log_q = np.where(level_count > 0, np.log(level_mass / np.maximum(level_count, 1.0)), 0.0)
-    kl = p_entropy / total - np.log(total) - (p_level * log_q).sum(axis=1) / total + np.log(mass[i])
-    # Outliers folded onto an empty last bin have no Q mass under them: infinite divergence.
-    kl[(h[i - 1] == 0) & (outliers > 0)] = np.inf
+        kl = p_entropy / total - np.log(total) - (p_level * log_q).sum(axis=1) / total + np.log(mass[i])
+    # Outliers folded onto an empty last bin, or a cut holding no values at all, leave P mass
+    # where Q has none: infinite divergence. A cut clipping more than MAX_CLIPPED of the values
+    # is refused too: KL alone would happily clip a narrow band far from zero to one level.
+    kl[((h[i - 1] == 0) & (outliers > 0)) | (mass[i] == 0) | (outliers > MAX_CLIPPED * total)] = np.inf
     best = kl.size - 1 - int(np.argmin(kl[::-1]))
     return float(i[best] * width)
 
@@ -119,23 +124,41 @@ def percentile_amax(hist: np.ndarray, width: float, percentile: float) -> float:
     return min(index + 1, hist.size) * width
 
 
-def calibration_tensors(model, op_types: tuple[str, ...] | None) -> list[str]:
-    """Float tensors entering or leaving nodes of ``op_types`` (every node when None), weights excluded."""
+def calibration_tensors(model, op_types: tuple[str, ...] | None) -> dict[str, int]:
+    """Float tensors entering or leaving nodes of ``op_types`` (every node when None), weights excluded.
+
+    Returns:
+        tensor name -> size in bytes (0 when its shape is not static), in graph order.
+    """
     import onnx
 
     inferred = onnx.shape_inference.infer_shapes(model)
-    float_values = {
-        v.name for v in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output)
-        if v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
-    }
+    sizes = {}
+    for value in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
+        tensor = value.type.tensor_type
+        if tensor.elem_type == onnx.TensorProto.FLOAT:
+            dims = [d.dim_value for d in tensor.shape.dim]
+            sizes[value.name] = 4 * int(np.prod(dims)) if dims and all(dims) else 0
     initializers = {t.name for t in model.graph.initializer}
-    names = []
+    tensors = {}
     for node in model.graph.node:
         if op_types is None or node.op_type in op_types:
             for name in list(node.input) + list(node.output):
-                if name in float_values and name not in initializers and name not in names:
-                    names.append(name)
-    return names
+                if name in sizes and name not in initializers:
+                    tensors[name] = sizes[name]
+    return tensors
+
+
+def chunk_by_bytes(tensors: dict[str, int], budget: int = CHUNK_BYTES) -> list[list[str]]:
+    """Split tensor names into groups whose outputs fit ``budget`` bytes (one tensor may exceed it alone)."""
+    chunks, current, used = [], [], 0
+    for name, size in tensors.items():
+        if current and used + size > budget:
+            chunks.append(current)
+            current, used = [], 0
+        current.append(name)
+        used += size
+    return chunks + [current] if current else chunks
 
 
 def augmented_model(model, tensors: list[str], path: Path) -> Path:
@@ -152,16 +175,23 @@ def augmented_model(model, tensors: list[str], path: Path) -> Path:
     return path
 
 
-def collect(model, tensors: list[str], feeds: list[dict], work: Path, histogram: bool,
+def collect(model, tensors: dict[str, int], feeds: list[dict], work: Path, histogram: bool,
             on_progress: Callable[[int], None] | None = None) -> dict[str, TensorStats]:
-    """Run the augmented model on each feed and accumulate per-tensor statistics."""
+    """Run the augmented model on each feed and accumulate per-tensor statistics.
+
+    The outputs of one run are capped at ``CHUNK_BYTES``: at 480x640 the student's Conv
+    tensors alone take about 2 GiB, so large sets are fetched in several runs per pair.
+    """
     from toolkit.backends.onnxrt import open_session
 
-    session = open_session(augmented_model(model, tensors, work / "augmented.onnx"), providers=["CPUExecutionProvider"])
+    session = open_session(augmented_model(model, list(tensors), work / "augmented.onnx"),
+                           providers=["CPUExecutionProvider"])
     stats = {name: TensorStats() for name in tensors}
+    chunks = chunk_by_bytes(tensors)
     for index, feed in enumerate(feeds, start=1):
-        for name, value in zip(tensors, session.run(tensors, feed)):
-            stats[name].update(value, histogram)
+        for chunk in chunks:
+            for name, value in zip(chunk, session.run(chunk, feed)):
+                stats[name].update(value, histogram)
         if on_progress:
             on_progress(index)
     return stats
