@@ -14,7 +14,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	touch $@
 
 demo: $(VENV)/.installed
-	$(BIN)/stereo-trt predict --out outputs/demo
+	$(BIN)/stereo-trt demo
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q

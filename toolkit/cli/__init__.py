@@ -17,6 +17,7 @@ from toolkit.errors import StereoTrtError
 
 # command name -> module under toolkit.cli that defines a click command called `command`
 COMMANDS = {
+    "demo": "demo",
     "export": "export",
     "lint": "lint",
     "quantize": "quantize",

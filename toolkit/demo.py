@@ -1,0 +1,182 @@
+"""``stereo-trt demo``: the whole pipeline on built-in data, in a few minutes on a CPU.
+
+Built-in checkpoint -> ONNX under ``engines/`` (exported once, reused while the checkpoint
+is unchanged) -> the best backend available (a TensorRT engine where TensorRT imports,
+else ONNX Runtime) streamed over a short built-in clip through the real-time loop ->
+an output video, a side-by-side PNG (left | disparity | depth), FPS, and EPE against the
+PyTorch reference and against ground truth.
+
+The clip is a slow pan of a camera-sized window over the Middlebury "Motorcycle" pair that
+scikit-image ships (real images with ground truth), so every frame can be scored.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from toolkit import paths, preprocess, provenance
+from toolkit.bench import metrics
+from toolkit.data import builtin, io
+from toolkit.stream import loop
+from toolkit.stream.rectify import DepthConverter
+from toolkit.stream.record import VideoRecorder
+from toolkit.stream.sources import StereoFrame, StereoSource
+
+DEMO_SIZE = (480, 640)
+DEMO_FRAMES = 8
+CLIP_FPS = 5.0
+
+
+@dataclass
+class ClipFrame:
+    left: np.ndarray
+    right: np.ndarray
+    disparity: np.ndarray
+    valid: np.ndarray
+
+
+@dataclass
+class DemoResult:
+    """What the demo measured and wrote."""
+
+    backend: str
+    model: Path
+    video: Path
+    panel: Path
+    summary: loop.Summary
+    epe_vs_reference: float
+    epe_vs_gt: float
+    reference_epe_vs_gt: float
+    report: Path
+    notes: list = field(default_factory=list)
+
+
+def builtin_clip(frames: int = DEMO_FRAMES, size: tuple[int, int] = DEMO_SIZE) -> list[ClipFrame]:
+    """Windows of ``size`` panning diagonally across the built-in pair, with their ground truth."""
+    left, right, disparity, valid = builtin.builtin_pair()
+    h, w = size
+    ys = np.linspace(0, left.shape[0] - h, frames).round().astype(int)
+    xs = np.linspace(0, left.shape[1] - w, frames).round().astype(int)
+    # A window cut from both views at the same place keeps the pair rectified and the disparity unchanged.
+    return [ClipFrame(*(a[y:y + h, x:x + w] for a in (left, right, disparity, valid))) for y, x in zip(ys, xs)]
+
+
+class ClipSource(StereoSource):
+    """The built-in clip as a file-like source (every frame is processed, none dropped)."""
+
+    name = "built-in clip (Middlebury Motorcycle pan)"
+
+    def __init__(self, clip: list[ClipFrame]) -> None:
+        self.clip, self.position = clip, 0
+
+    def open(self) -> None:
+        self.position = 0
+
+    def read(self) -> StereoFrame | None:
+        if self.position >= len(self.clip):
+            return None
+        frame = self.clip[self.position]
+        self.position += 1
+        return StereoFrame(frame.left, frame.right, self.position - 1, time.perf_counter())
+
+    @property
+    def fps(self) -> float:
+        return CLIP_FPS
+
+
+def best_backend() -> str:
+    """"tensorrt" where TensorRT and a CUDA binding import, else "onnxruntime"."""
+    has_cuda = any(importlib.util.find_spec(m) is not None for m in ("pycuda", "cuda"))
+    return "tensorrt" if importlib.util.find_spec("tensorrt") is not None and has_cuda else "onnxruntime"
+
+
+def ensure_onnx(checkpoint: Path, engines_dir: Path, size: tuple[int, int], log: Callable[[str], None]) -> Path:
+    """The checkpoint's ONNX at ``size``: reused when its sidecar names the same checkpoint hash."""
+    from toolkit.export import export_onnx
+    from toolkit.model import load_student
+
+    iters = load_student(checkpoint)[1].iters
+    target = engines_dir / f"{checkpoint.stem}_{size[0]}x{size[1]}_it{iters}_fp32.onnx"
+    digest = provenance.sha256_file(checkpoint)
+    sidecar = provenance.sidecar_path(target)
+    if target.is_file() and sidecar.is_file():
+        recorded = json.loads(sidecar.read_text()).get("metadata", {}).get("checkpoint_sha256")
+        if recorded == digest:
+            log(f"reusing {target}")
+            return target
+    log(f"exporting {checkpoint.name} to {target} (once; checked against PyTorch) ...")
+    result = export_onnx(checkpoint, out=target, size=size, iters=iters)
+    log(f"exported in {result.seconds:.0f} s; parity vs PyTorch: EPE {result.parity.epe:.4f} px")
+    return target
+
+
+def ensure_engine(onnx_path: Path, engines_dir: Path, log: Callable[[str], None]) -> Path:
+    """An FP16 TensorRT engine of the ONNX, built on this device once and reused."""
+    from toolkit.trt.build import build_engine
+
+    target = engines_dir / f"{onnx_path.stem.replace('_fp32', '')}_fp16.engine"
+    if target.is_file():
+        log(f"reusing {target}")
+        return target
+    log(f"building {target} with TensorRT (minutes, once) ...")
+    return build_engine(onnx_path, precision="fp16", out=target).path
+
+
+def reference_disparities(checkpoint: Path, clip: list[ClipFrame], log: Callable[[str], None]) -> list[np.ndarray]:
+    """PyTorch FP32 disparities of the clip: the reference every backend is held to."""
+    from toolkit.backends import open_runner
+
+    log(f"PyTorch reference over {len(clip)} frames ...")
+    with open_runner(checkpoint) as runner:
+        return [runner.infer(f.left, f.right).disparity for f in clip]
+
+
+def side_by_side(left: np.ndarray, disparity: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """left | colorized disparity | colorized depth (near = warm), one RGB image."""
+    valid = np.isfinite(depth) & (disparity > 0)
+    return np.concatenate([left, io.colorize(disparity, vmin=0.0, mask=valid),
+                           io.colorize(-depth, mask=valid)], axis=1)
+
+
+def run_demo(out_dir: str | Path = "outputs/demo", engines_dir: str | Path = paths.ENGINES_DIR,
+             checkpoint: str | Path | None = None, frames: int = DEMO_FRAMES, size: tuple[int, int] = DEMO_SIZE,
+             backend: str | None = None, log: Callable[[str], None] = print) -> DemoResult:
+    """Run the whole pipeline on built-in data and write the demo's outputs under ``out_dir``."""
+    from toolkit.backends import open_runner
+
+    checkpoint = paths.resolve_checkpoint(checkpoint)
+    out_dir, engines_dir = Path(out_dir), Path(engines_dir)
+    clip = builtin_clip(frames, size)
+    onnx_path = ensure_onnx(checkpoint, engines_dir, size, log)
+    backend = backend or best_backend()
+    model = ensure_engine(onnx_path, engines_dir, log) if backend == "tensorrt" else onnx_path
+    depth = DepthConverter(builtin.FOCAL_PX, builtin.BASELINE_M, builtin.DOFFS_PX / builtin.BASELINE_M, "m")
+    results: list = []
+    options = loop.StreamOptions(depth=depth, on_result=results.append, on_status=log, status_every_s=5.0)
+    video = out_dir / "demo.mp4"
+    log(f"streaming the built-in clip through {backend} ...")
+    with open_runner(model, backend=backend) as runner:
+        summary = loop.run_stream(ClipSource(clip), runner, options,
+                                  sinks=[VideoRecorder(video, CLIP_FPS, {"model": str(model)})])
+    reference = reference_disparities(checkpoint, clip, log)
+    vs_reference = [metrics.disparity_metrics(r.disparity, ref).epe for r, ref in zip(results, reference)]
+    vs_gt = [metrics.disparity_metrics(r.disparity, f.disparity, f.valid).epe for r, f in zip(results, clip)]
+    ref_vs_gt = [metrics.disparity_metrics(ref, f.disparity, f.valid).epe for ref, f in zip(reference, clip)]
+    panel = io.write_image(out_dir / "demo_side_by_side.png",
+                           side_by_side(results[0].left, results[0].disparity, results[0].depth))
+    result = DemoResult(f"{summary.backend}", model, video, panel, summary, float(np.mean(vs_reference)),
+                        float(np.mean(vs_gt)), float(np.mean(ref_vs_gt)), out_dir / "demo.json")
+    provenance.write_json(result.report, provenance.record(
+        kind="demo", checkpoint=str(checkpoint), checkpoint_sha256=provenance.sha256_file(checkpoint),
+        model=str(model), backend=result.backend, input_hw=list(size), frames=len(results),
+        fps=summary.fps, latency_ms_mean=summary.latency_ms_mean, infer_ms=summary.stage_ms.get("infer"),
+        epe_vs_reference=result.epe_vs_reference, epe_vs_gt=result.epe_vs_gt,
+        reference_epe_vs_gt=result.reference_epe_vs_gt))
+    return result
