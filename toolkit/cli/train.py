@@ -15,10 +15,11 @@ import click
 @click.option("--init", type=click.Path(dir_okay=False), help="Checkpoint to fine-tune from.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/train_state.pt.")
 @click.option("--val-every", default=200, show_default=True, type=int)
+@click.option("--ckpt-every", default=100, show_default=True, type=int, help="Write OUT/last.pth and the training state every N steps.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--threads", type=int, help="PyTorch CPU threads.")
 def command(data, out_dir, steps, minutes, batch_size, crop_text, train_iters, lr, scene_max_disp, init, resume, val_every,
-            seed, threads):
+            ckpt_every, seed, threads):
     """Train or fine-tune the student (runs on a CPU).
 
     Example: stereo-trt train --data synthetic --steps 3000 --crop 192x320 --out outputs/train
@@ -29,7 +30,7 @@ def command(data, out_dir, steps, minutes, batch_size, crop_text, train_iters, l
     crop = parse_size(crop_text)
     config = train.TrainConfig(data=data, out_dir=out_dir, steps=steps, minutes=minutes, batch_size=batch_size, crop_hw=crop,
                                train_iters=train_iters, lr=lr, scene_max_disp=scene_max_disp, init=init,
-                               seed=seed, val_every=val_every, threads=threads)
+                               seed=seed, val_every=val_every, ckpt_every=ckpt_every, threads=threads)
 
     def show(log):
         if log.val is not None:
