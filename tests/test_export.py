@@ -77,6 +77,12 @@ def test_dynamic_export_runs_at_other_sizes(tmp_path):
     with torch.no_grad():
         expected = tiny_model()(torch.from_numpy(feed["left"]), torch.from_numpy(feed["right"]), iters=1).numpy()
     np.testing.assert_allclose(session.run(None, feed)[0], expected, atol=1e-3)
+    from toolkit.backends.onnxrt import OnnxRuntimeRunner
+
+    with OnnxRuntimeRunner(result.path, size=(96, 128)) as runner:
+        assert runner.input_hw == (96, 128) and runner.infer(left, right).disparity.shape == (96, 128)
+    with pytest.raises(InputError, match="outside dyn.onnx's exported range 64x96..128x160"):
+        OnnxRuntimeRunner(result.path, size=(160, 192))
 
 
 @pytest.mark.parametrize(

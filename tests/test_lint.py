@@ -114,3 +114,9 @@ def test_cli_exit_codes(tmp_path):
     junk.write_text("not a model")
     result = CliRunner().invoke(main, ["lint", str(junk)])
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("name", ["export", "lint", "quantize"])
+def test_commands_have_help_with_an_example(name):
+    result = CliRunner().invoke(main, [name, "--help"])
+    assert result.exit_code == 0 and "Example: stereo-trt " + name in result.output

@@ -163,8 +163,6 @@ class GraphView:
         for value in list(self.graph.input) + list(self.graph.value_info) + list(self.graph.output):
             if value.type.HasField("tensor_type"):
                 self.value_types[value.name] = value.type.tensor_type
-        for name, tensor in self.initializers.items():
-            self.value_types.setdefault(name, None)
 
     def is_constant(self, name: str) -> bool:
         return name in self.initializers or name in self.constant_nodes

@@ -31,10 +31,12 @@ def test_matches_the_pytorch_runner_on_a_resized_pair():
 
 
 def test_factory_opens_onnx_and_refuses_baked_options():
-    with open_runner(exported_tiny_onnx(), threads=1, device="cpu") as runner:
+    with open_runner(exported_tiny_onnx(), threads=1, device="cpu", size=TINY_SIZE, iters=None) as runner:
         assert isinstance(runner, OnnxRuntimeRunner)
     with pytest.raises(InputError, match="--iters applies to checkpoints only"):
         open_runner(exported_tiny_onnx(), iters=4)
+    with pytest.raises(InputError, match="--size 96x128: .* exported for 64x96"):
+        open_runner(exported_tiny_onnx(), size=(96, 128))
 
 
 def test_non_onnx_file_is_refused(tmp_path):

@@ -22,7 +22,7 @@ BACKEND_BY_SUFFIX = {
 BACKEND_ALIASES = {"torch": "torch", "pytorch": "torch", "onnxruntime": "onnxruntime", "ort": "onnxruntime",
                    "tensorrt": "tensorrt", "trt": "tensorrt"}
 # Options that only a checkpoint can honour: an ONNX model or engine has them baked in.
-CHECKPOINT_ONLY = ("iters", "max_disp", "size")
+CHECKPOINT_ONLY = ("iters", "max_disp")
 
 
 def backend_for(model_path: str | os.PathLike, backend: str | None = None) -> str:
@@ -48,14 +48,14 @@ def open_runner(model_path: str | os.PathLike, backend: str | None = None, **opt
     """Create (not activate) the runner for a model file.
 
     Options left at None mean "the default" and are not passed on. A checkpoint-only
-    option (iters, max_disp, size) given for an ONNX model or engine is refused rather
-    than silently ignored, since those have it baked in.
+    option (iters, max_disp) given for an ONNX model or engine is refused rather than
+    silently ignored, since those have it baked in; ``size`` must fit the model's own.
 
     Args:
         model_path: checkpoint (.pth/.pt), ONNX (.onnx) or TensorRT engine (.engine/.plan).
         backend: force a backend ("torch", "onnxruntime", "tensorrt"); None chooses by suffix.
         **opts: runner options. torch: iters, max_disp, device, size, threads;
-            onnxruntime: threads, providers, device ("cpu" or "cuda"); tensorrt: passed to
+            onnxruntime: threads, providers, size, device ("cpu" or "cuda"); tensorrt: passed to
             ``toolkit.backends.tensorrt.TensorRTRunner`` (``device`` is not: TensorRT runs on
             the current CUDA device).
 

@@ -64,6 +64,23 @@ def open_session(path: str | os.PathLike, threads: int | None = None, providers:
         raise ModelError(f"{path}: ONNX Runtime cannot load it ({first[:160]})") from None
 
 
+def fit_size(metadata: dict, size: tuple[int, int] | None, path: Path) -> tuple[int, int] | None:
+    """The input size to use, checked against the model's static size or dynamic range."""
+    static = metadata.get("input_hw")
+    if static:
+        if size is not None and tuple(size) != tuple(static):
+            raise InputError(f"--size {size[0]}x{size[1]}: {path.name} was exported for {static[0]}x{static[1]}; "
+                             "re-export at that size or with --dynamic")
+        return tuple(static)
+    profile = metadata.get("dynamic")
+    if size is not None and profile:
+        low, high = profile["min"], profile["max"]
+        if not (low[0] <= size[0] <= high[0] and low[1] <= size[1] <= high[1]):
+            raise InputError(f"--size {size[0]}x{size[1]}: outside {path.name}'s exported range "
+                             f"{low[0]}x{low[1]}..{high[0]}x{high[1]}")
+    return tuple(size) if size is not None else None
+
+
 class OnnxRuntimeRunner(Runner):
     """Runs an ONNX model written by ``stereo-trt export`` or ``quantize``.
 
@@ -71,23 +88,26 @@ class OnnxRuntimeRunner(Runner):
         path: the .onnx file.
         threads: intra-op CPU threads; None lets ONNX Runtime decide.
         providers: execution providers in order of preference; None picks CUDA when present, else CPU.
+        size: network input (H, W): must equal a static model's size; for a dynamic model, the
+            size every pair is brought to (within the exported min..max). None: the model's
+            static size, or each pair padded to a multiple of 32 for a dynamic model.
 
     Raises:
         ModelError: not an ONNX file, or one without the stereo-trt metadata.
+        InputError: a size the model cannot take.
     """
 
     name = "onnxruntime"
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None,
-                 providers: list[str] | None = None) -> None:
+                 providers: list[str] | None = None, size: tuple[int, int] | None = None) -> None:
         super().__init__()
         if threads is not None and threads < 0:
             raise InputError(f"--threads {threads}: expected a positive thread count")
         self.path = Path(path)
         self.metadata = read_stereo_metadata(self.path)
         self.precision = self.metadata.get("precision", "fp32")
-        hw = self.metadata.get("input_hw")
-        self.input_hw = tuple(hw) if hw else None
+        self.input_hw = fit_size(self.metadata, size, self.path)
         self.threads = threads
         self.providers = providers
         self.session = None
