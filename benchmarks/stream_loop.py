@@ -17,7 +17,9 @@ inference. Rounds alternate the three so that load from other processes hits all
 the table reports medians over rounds. On a shared machine the backend-only and loop runs
 still see different load, so the table also gives a same-run figure: the inference
 thread's idle share inside the loop, 1 - (mean inference ms x loop FPS / 1000), the time
-the backend waited on the other stages.
+the backend waited on the other stages, and the loop's own work share, (prepare ms +
+present ms) x loop FPS / 1000: the wall time of the stages around inference as a share of
+the frame time (they overlap inference; on a busy CPU this is an upper bound on what they cost).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import argparse
 import datetime
 import os
 import platform
+import shlex
 import statistics
 import sys
 import tempfile
@@ -91,8 +94,8 @@ def measure(name: str, runner, video: Path, rounds: int, workdir: Path) -> dict:
             results["loop"].append(fps)
             results["stages"].append(stages)
             results["loop_save"].append(loop_fps(runner, video, workdir / "save.mp4")[0])
-            print(f"{name}: backend {results['backend'][-1]:.2f}, loop {results['loop'][-1]:.2f}, "
-                  f"loop+save {results['loop_save'][-1]:.2f} FPS", flush=True)
+            print(f"{name}: backend {results['backend'][-1]:.3g}, loop {results['loop'][-1]:.3g}, "
+                  f"loop+save {results['loop_save'][-1]:.3g} FPS", flush=True)
     return results
 
 
@@ -103,10 +106,12 @@ def row(name: str, size: tuple[int, int], frames: int, results: dict) -> str:
     stages = {k: statistics.median(s[k] for s in results["stages"]) for k in results["stages"][0]}
     stage_text = ", ".join(f"{k} {v:.1f}" for k, v in stages.items())
     idle = statistics.median(1 - s["infer"] * fps / 1000.0 for s, fps in zip(results["stages"], results["loop"]))
-    spread = f"{min(results['loop']):.2f}-{max(results['loop']):.2f}"
-    return (f"| {name} | {size[0]}x{size[1]} | {frames} | {backend:.2f} | {loop:.2f} ({spread}) "
-            f"| {100 * (1 - loop / backend):.1f}% | {100 * idle:.1f}% | {save:.2f} | {100 * (1 - save / backend):.1f}% "
-            f"| {stage_text} |")
+    work = statistics.median((s["prepare"] + s["present"]) * fps / 1000.0
+                             for s, fps in zip(results["stages"], results["loop"]))
+    spread = f"{min(results['loop']):.3g}-{max(results['loop']):.3g}"
+    return (f"| {name} | {size[0]}x{size[1]} | {frames} | {backend:.3g} ({1000 / backend:.0f} ms) "
+            f"| {loop:.3g} ({spread}) | {100 * (1 - loop / backend):.1f}% | {100 * idle:.1f}% | {100 * work:.1f}% "
+            f"| {save:.3g} | {100 * (1 - save / backend):.1f}% | {stage_text} |")
 
 
 def cpu_name() -> str:
@@ -127,6 +132,7 @@ def main(argv=None) -> int:
     parser.add_argument("--sgbm-frames", type=int, default=40, help="frames for the SGBM rows")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--note", action="append", default=[], help="a line to add under the table")
     args = parser.parse_args(argv)
 
     rows, notes = [], []
@@ -148,17 +154,20 @@ def main(argv=None) -> int:
                          f"checkpoint `{runner.metadata.get('checkpoint')}`")
 
     versions = tool_versions()
-    command = "python benchmarks/stream_loop.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python benchmarks/stream_loop.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     text = "\n".join([
         "# Stream loop overhead",
         "",
         "End-to-end `run_stream` FPS (capture thread, rectify+preprocess thread, inference thread, "
         "presenting on the main thread) against the backend alone on the same, already preprocessed "
-        "frames. Overhead = 1 - loop FPS / backend FPS. Target: <= 10% with ONNX Runtime on this CPU.",
+        "frames. Overhead = 1 - loop FPS / backend FPS. Target: <= 10% with ONNX Runtime on this CPU. "
+        "The two are separate runs, so on a loaded machine their ratio carries the load's noise; "
+        "the same-run columns do not: inference idle in loop = 1 - inference ms x loop FPS / 1000, "
+        "loop work share = (prepare + present ms) x loop FPS / 1000 (see the script's docstring).",
         "",
-        "| backend | frame HxW | frames | backend-only FPS | loop FPS (min-max) | overhead vs backend-only "
-        "| inference idle in loop | loop + --save FPS | overhead with save | loop per-stage ms (median) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| backend | frame HxW | frames | backend-only FPS (ms/frame) | loop FPS (min-max) | overhead vs backend-only "
+        "| inference idle in loop | loop work share | loop + --save FPS | overhead with save | loop per-stage ms (median) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         *rows,
         "",
         f"- date: {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}",
@@ -167,6 +176,7 @@ def main(argv=None) -> int:
         f"- rounds: {args.rounds}, medians reported; the video is mp4v, side-by-side, every-frame mode, no window",
         f"- command: `{command}`",
         *notes,
+        *(f"- {note}" for note in args.note),
         "",
     ])
     args.out.write_text(text)
