@@ -47,6 +47,12 @@ def _stem(in_channels: int, out_channels: int) -> nn.Sequential:
     )
 
 
+def _tracing() -> bool:
+    """True while TorchScript tracing or torch.compile/dynamo export records the graph."""
+    compiler = getattr(torch, "compiler", None)
+    return torch.jit.is_tracing() or bool(compiler is not None and getattr(compiler, "is_compiling", lambda: False)())
+
+
 def normalize_image(image: torch.Tensor) -> torch.Tensor:
     """RGB 0..255 -> -1..1."""
     return 2.0 * (image / 255.0) - 1.0
@@ -94,7 +100,7 @@ class RTIGEVStereo(nn.Module):
 
     def _check_input(self, left: torch.Tensor, right: torch.Tensor) -> None:
         """Shape checks on the Python side only (they never enter a traced graph)."""
-        if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        if _tracing():
             return
         if left.dim() != 4 or left.shape[1] != 3 or left.shape != right.shape:
             raise InputError(
@@ -163,6 +169,8 @@ class RTIGEVStereo(nn.Module):
         """
         self._check_input(left, right)
         iters = self.config.iters if iters is None else iters
+        if iters < 1:
+            raise InputError(f"iters={iters} is invalid; expected at least one refinement iteration")
         encoded = self.encode(left, right)
         lookup = GeometryLookup(encoded.geo_volume, self.config.corr_levels, self.config.corr_radius)
         net, disp = encoded.net, encoded.init_disp
