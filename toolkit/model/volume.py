@@ -59,7 +59,8 @@ def groupwise_correlation_volume(left: torch.Tensor, right: torch.Tensor, planes
     block = CORRELATION_BLOCK
     blocks = -(-width // block)
     span = block + planes - 1
-    left = F.pad(left, (0, blocks * block - width))
+    # Scaling the (small) left features once turns the sums below into group means.
+    left = F.pad(left / per_group, (0, blocks * block - width))
     left = left.reshape(batch, groups, per_group, height, blocks, block).permute(0, 1, 3, 4, 5, 2)
     windows = _shifted_windows(right, planes, block, blocks)
     windows = windows.reshape(batch, groups, per_group, height, blocks, span).permute(0, 1, 3, 4, 2, 5)
@@ -70,7 +71,7 @@ def groupwise_correlation_volume(left: torch.Tensor, right: torch.Tensor, planes
     band = scores[..., block - 1:block - 1 + block * (span - 1)]
     band = band.reshape(batch, groups, height, blocks, block, span - 1)[..., :planes]
     band = band.reshape(batch, groups, height, blocks * block, planes)[:, :, :, :width]
-    return (band.permute(0, 1, 4, 2, 3) / per_group).contiguous()
+    return band.permute(0, 1, 4, 2, 3).contiguous()
 
 
 def disparity_regression(prob: torch.Tensor) -> torch.Tensor:
