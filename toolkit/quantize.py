@@ -246,13 +246,14 @@ class Quantizer:
         self.say = say
         self.model = onnx.load(str(fp32_path))
         self.head = sorted(head_nodes(self.model))
-        self.count = 0
+        self.built: dict[tuple, Path] = {}
         self.ranges_path = work / "ranges.json"
 
     def run(self) -> Outcome:
         self.calibrate()
         evaluator = Evaluator(self.fp32_path, self.split.holdout, self.options.threads)
         full_path = self.build(exclude=[])
+        self.lint(full_path)  # the rules hold for the full model before any time goes into measuring it
         full = evaluator.accuracy(full_path)
         self.say(f"INT8 vs FP32 on {full.pairs} held-out pair(s): EPE {full.epe:.4f} px, bad-1 {full.bad1:.3%}")
         final_path, accuracy, sensitivity, search, kept = full_path, full, None, None, []
@@ -287,13 +288,18 @@ class Quantizer:
         quantize_calib.write_ort_ranges(ranges, self.options.method, self.ranges_path)
 
     def build(self, exclude: list[str], include: list[str] | None = None) -> Path:
-        """A quantized model from the cached ranges; ``exclude`` adds to the head, ``include`` restricts."""
+        """A quantized model from the cached ranges; ``exclude`` adds to the head, ``include`` restricts.
+
+        Each variant is built once: the budget search and the final model reuse them.
+        """
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
+        key = (tuple(sorted(exclude)), None if include is None else tuple(sorted(include)))
+        if key in self.built:
+            return self.built[key]
         method = getattr(CalibrationMethod, CALIBRATION_METHODS[self.options.method])
-
-        self.count += 1
-        path = self.work / f"candidate_{self.count}.onnx"
+        path = self.work / f"candidate_{len(self.built) + 1}.onnx"
+        self.built[key] = path
         trt = self.options.target == "trt"
         extra = {"ActivationSymmetric": trt, "WeightSymmetric": True, "QuantizeBias": not trt,
                  "AddQDQPairToWeight": trt}
@@ -450,6 +456,9 @@ def build_report(fp32_path: Path, metadata: dict, options: QuantizeOptions, spli
         "sensitivity": outcome.sensitivity,
         "budget_search": outcome.search,
         "speed_ms": speed,
+        "error_map": {"file": error_map_path(out).name, "pair": split.holdout[0].name,
+                      "colour_range_px": [0.0, error_map_range(outcome.error_map)],
+                      "what": "|INT8 - FP32| disparity in source pixels"},
         "tensorrt": {
             "lint_target": options.trt_version if options.target == "trt" else None,
             "findings": [f.to_dict() for f in outcome.findings],
@@ -475,6 +484,11 @@ def report_notes(options: QuantizeOptions, speed: dict | None) -> list[str]:
     return notes
 
 
+def error_map_range(error: np.ndarray) -> float:
+    """Top of the error map's colour scale: the largest error, at least 1 px so noise stays dark."""
+    return max(1.0, float(error.max()))
+
+
 def write_outputs(out: Path, cache_path: Path | None, outcome: Outcome, report: dict, metadata: dict,
                   options: QuantizeOptions) -> None:
     """Write model, report sidecar, error map and calibration cache; all or nothing."""
@@ -498,7 +512,7 @@ def write_outputs(out: Path, cache_path: Path | None, outcome: Outcome, report: 
         onnx.save(model, str(tmp[0]))
         report["sha256"] = provenance.sha256_file(tmp[0])
         provenance.write_json(tmp[1], provenance.record(kind="onnx-int8", **report))
-        image_io.write_image(tmp[2], image_io.colorize(outcome.error_map, vmin=0.0, vmax=max(1.0, float(outcome.error_map.max()))))
+        image_io.write_image(tmp[2], image_io.colorize(outcome.error_map, vmin=0.0, vmax=error_map_range(outcome.error_map)))
         if cache_path is not None:
             write_calibration_cache(tmp[3], outcome.scales, cache_header(options.trt_version))
             provenance.write_json(tmp[4], provenance.record(

@@ -48,6 +48,7 @@ class Evaluator:
     def __init__(self, fp32_path: Path, samples: list[PreparedSample], threads: int | None = None) -> None:
         self.samples = samples
         self.threads = threads
+        self.measured: dict[tuple, Accuracy] = {}
         self.reference = self.predict(fp32_path)
 
     def predict(self, model_path: Path, count: int | None = None) -> list[np.ndarray]:
@@ -60,7 +61,13 @@ class Evaluator:
         return outputs
 
     def accuracy(self, model_path: Path, count: int | None = None) -> Accuracy:
-        """EPE / bad-1 / max difference of ``model_path`` against FP32 over the first ``count`` pairs."""
+        """EPE / bad-1 / max difference of ``model_path`` against FP32 over the first ``count`` pairs (memoised)."""
+        key = (str(model_path), count)
+        if key not in self.measured:
+            self.measured[key] = self.measure(model_path, count)
+        return self.measured[key]
+
+    def measure(self, model_path: Path, count: int | None) -> Accuracy:
         predictions = self.predict(model_path, count)
         diffs = np.concatenate([np.abs(p - r).ravel() for p, r in zip(predictions, self.reference)])
         result = Accuracy(float(diffs.mean()), float((diffs > 1.0).mean()), float(diffs.max()), len(predictions))
