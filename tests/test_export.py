@@ -113,3 +113,29 @@ def test_cli_errors_are_one_line_exit_2(tmp_path):
     result = CliRunner().invoke(main, ["export", str(exported_tiny_onnx()), "--size", "100x100", "--out", str(out)])
     assert result.exit_code == 2 and "multiples of 32" in result.output
     assert not out.exists()
+
+
+def test_fp16_keeps_activation_matmul_and_its_scaling_in_fp32():
+    from onnx import TensorProto, helper, numpy_helper
+
+    from toolkit.export_fp16 import convert_to_fp16
+
+    nodes = [
+        helper.make_node("MatMul", ["a", "b"], ["scores"], name="corr/MatMul"),
+        helper.make_node("Reshape", ["scores", "shape"], ["volume"], name="corr/Reshape"),
+        helper.make_node("Div", ["volume", "groups"], ["scaled"], name="corr/Div"),
+        helper.make_node("Conv", ["scaled", "w"], ["features"], name="agg/Conv"),
+        helper.make_node("Relu", ["features"], ["out"], name="agg/Relu"),
+    ]
+    inits = [numpy_helper.from_array(np.array([1, 2, 4, 4], np.int64), "shape"),
+             numpy_helper.from_array(np.array(12.0, np.float32), "groups"),
+             numpy_helper.from_array(np.ones((3, 2, 3, 3), np.float32), "w")]
+    graph = helper.make_graph(nodes, "corr", [helper.make_tensor_value_info("a", TensorProto.FLOAT, [1, 2, 4, 12]),
+                                              helper.make_tensor_value_info("b", TensorProto.FLOAT, [1, 2, 12, 4])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)], inits)
+    model = convert_to_fp16(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    onnx.checker.check_model(model, full_check=True)
+    types = {v.name: v.type.tensor_type.elem_type for v in model.graph.value_info}
+    assert types["scores"] == types["scaled"] == TensorProto.FLOAT
+    assert types["features"] == TensorProto.FLOAT16
+    assert model.graph.output[0].type.tensor_type.elem_type == TensorProto.FLOAT

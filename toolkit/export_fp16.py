@@ -9,6 +9,9 @@ known places, so these nodes stay FP32 (with Cast nodes inserted at the boundari
   FP16's range (65504) and 11-bit mantissa overflow or round;
 * products that feed such a reduction through reshapes only: the correlation product and
   the ``prob * disparity`` product of the regression;
+* matrix products of two activations (a correlation written as MatMul, which sums over
+  channels before any scaling) and the reshapes, slices and constant scalings after them, up
+  to the next layer that computes;
 * every node that reads or writes a single-channel map: disparities (and confidences),
   whose FP16 step at 100+ px is 0.06 px and would be fed back through every iteration.
 
@@ -27,6 +30,10 @@ KEEP_FP32_OPS = frozenset({
     "InstanceNormalization", "LayerNormalization", "GroupNormalization", "MeanVarianceNormalization",
 })
 SHAPE_ONLY_OPS = frozenset({"Reshape", "Squeeze", "Unsqueeze", "Transpose", "Flatten", "Identity"})
+# Ops that only move, select or rescale values: they stay in the precision of what feeds them.
+PASSTHROUGH_OPS = SHAPE_ONLY_OPS | {"Slice", "Gather", "Pad", "Expand"}
+SCALING_OPS = frozenset({"Mul", "Div"})
+ACTIVATION_PRODUCTS = frozenset({"MatMul", "Einsum"})
 # Ops whose output type is chosen by the node itself, so it can be switched instead of cast.
 RETYPEABLE_SOURCES = frozenset({"Constant", "ConstantOfShape", "Cast"})
 # Inputs that ONNX requires to stay float32 whatever the data type: op -> input indices.
@@ -80,9 +87,14 @@ def is_float(types: dict, name: str) -> bool:
 def keep_fp32_nodes(graph, types: dict, shapes: dict, patterns: list) -> set:
     """Names (or output-0 keys) of the nodes that stay FP32."""
     consumers = consumer_map(graph)
+    constants = {t.name for t in graph.initializer} | {o for n in graph.node if n.op_type == "Constant" for o in n.output}
     keep = set()
-    for node in graph.node:
-        if (
+    product_tensors: set = set()  # outputs of activation products and of what only moves or scales them
+    for node in graph.node:  # ONNX nodes are topologically sorted
+        if follows_product(node, product_tensors, constants, types):
+            product_tensors.update(node.output)
+            keep.add(node_key(node))
+        elif (
             node.op_type in KEEP_FP32_OPS
             or any(p.search(node.name) for p in patterns)
             or touches_single_channel_map(node, types, shapes)
@@ -90,6 +102,18 @@ def keep_fp32_nodes(graph, types: dict, shapes: dict, patterns: list) -> set:
         ):
             keep.add(node_key(node))
     return keep
+
+
+def follows_product(node, product_tensors: set, constants: set, types: dict) -> bool:
+    """An activation x activation matrix product, or a move/slice/constant scaling of one."""
+    float_inputs = [name for name in node.input if is_float(types, name)]
+    if node.op_type in ACTIVATION_PRODUCTS:
+        return len(float_inputs) >= 2 and not any(name in constants for name in float_inputs)
+    if not float_inputs or float_inputs[0] not in product_tensors:
+        return False
+    if node.op_type in PASSTHROUGH_OPS:
+        return True
+    return node.op_type in SCALING_OPS and all(name in constants for name in float_inputs[1:])
 
 
 def node_key(node) -> str:
