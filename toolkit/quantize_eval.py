@@ -102,19 +102,32 @@ class LayerGroup:
 
 
 def layer_groups(model, op_types: tuple[str, ...], excluded: set) -> list[LayerGroup]:
-    """Group quantizable nodes by their weight initializer; nodes without one stand alone."""
-    initializers = {init.name for init in model.graph.initializer}
+    """Group quantizable nodes by their weights; nodes without constant weights stand alone.
+
+    Weights are compared by content, not by initializer name: the exporter folds batch norm
+    into each call of a module separately (left and right image, every GRU iteration), so one
+    module's weights appear under several names.
+    """
+    import hashlib
+
+    initializers = {init.name: init for init in model.graph.initializer}
     groups: dict[str, LayerGroup] = {}
     for node in model.graph.node:
         if node.op_type not in op_types or node.name in excluded:
             continue
-        weight = node.input[1] if len(node.input) > 1 and node.input[1] in initializers else None
-        key = weight or node.name
+        weight = initializers.get(node.input[1]) if len(node.input) > 1 else None
+        key = node.name if weight is None else hashlib.sha1(
+            repr(list(weight.dims)).encode() + onnx_bytes(weight)).hexdigest()
         if key not in groups:
-            label = weight if weight and not weight.startswith("onnx::") else node.name
-            groups[key] = LayerGroup(label, [])
+            groups[key] = LayerGroup(node.name, [])
         groups[key].nodes.append(node.name)
     return list(groups.values())
+
+
+def onnx_bytes(tensor) -> bytes:
+    from onnx import numpy_helper
+
+    return numpy_helper.to_array(tensor).tobytes()
 
 
 def rank_sensitivity(groups: list[LayerGroup], quantize_only: Callable, evaluator: Evaluator, pairs: int,
