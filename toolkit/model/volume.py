@@ -57,7 +57,8 @@ def groupwise_correlation_volume(left: torch.Tensor, right: torch.Tensor, planes
     batch, channels, height, width = left.shape
     per_group = channels // groups
     block = CORRELATION_BLOCK
-    blocks = -(-width // block)
+    # (w + b - 1) // b, not -(-w // b): ONNX integer division truncates, which breaks the negative form.
+    blocks = (width + block - 1) // block
     span = block + planes - 1
     # Scaling the (small) left features once turns the sums below into group means.
     left = F.pad(left / per_group, (0, blocks * block - width))
