@@ -21,16 +21,21 @@ FP32=engines/rt_igev_student_${SIZE}_it${ITERS}_fp32.onnx
 INT8=engines/rt_igev_student_${SIZE}_it${ITERS}_int8.onnx
 DATA=outputs/datasets/synthetic-instereo2k
 OUT=benchmarks/cpu-reference
+# Size of the run; the committed reports say which values produced them.
+N_CALIB=${N_CALIB:-32}
+HOLDOUT=${HOLDOUT:-8}
+N_TEST=${N_TEST:-10}
+REPEATS=${REPEATS:-}
 
-# 40 train pairs (calibration 32 + held out 8) and 10 test pairs (the benchmark), 480x640,
+# By default 40 train pairs (calibration 32 + held out 8) and 10 test pairs (the benchmark), 480x640,
 # disparities up to 96 px; seeds start far from those the training run draws.
 if [ ! -d "$DATA/test" ]; then
   "$PYTHON" -c "from toolkit.data.synthetic import write_instereo2k_tree as w; \
-w('$DATA', n_train_parts=2, pairs_per_part=20, n_test=10, size=(480, 640), seed=900000, max_disp=96)"
+w('$DATA', n_train_parts=2, pairs_per_part=$(( (N_CALIB + HOLDOUT + 1) / 2 )), n_test=$N_TEST, size=(480, 640), seed=900000, max_disp=96)"
 fi
 [ -f "$FP32" ] || "$STEREO_TRT" export "$CKPT" --size "$SIZE" --iters "$ITERS" --out "$FP32"
-[ -f "$INT8" ] || "$STEREO_TRT" quantize "$FP32" -c "$DATA" --n-calib 32 --holdout 8 --out "$INT8" --threads "$THREADS"
+[ -f "$INT8" ] || "$STEREO_TRT" quantize "$FP32" -c "$DATA" --n-calib "$N_CALIB" --holdout "$HOLDOUT" --out "$INT8" --threads "$THREADS"
 
-ROWS=(--model "$CKPT" --model "$FP32" --model "$INT8" --model sgbm)
+ROWS=(--model "$CKPT" --model "$FP32" --model "$INT8" --model sgbm ${REPEATS:+--repeats "$REPEATS"})
 "$STEREO_TRT" bench "${ROWS[@]}" --data "$DATA" --threads "$THREADS" --out "$OUT/synthetic-instereo2k"
 "$STEREO_TRT" bench "${ROWS[@]}" --data builtin --threads "$THREADS" --out "$OUT/builtin"
