@@ -30,7 +30,10 @@ def test_predict_writes_every_output_at_source_resolution(tmp_path, tiny_checkpo
                                        "--focal", "500", "--baseline", "0.1", "--out", str(out)])
     assert result.exit_code == 0, result.output
     names = {p.name for p in out.iterdir()}
-    assert names == {"scene_depth.pfm", "scene_depth_color.png", "scene_disp.png", "scene_disp.pfm", "scene_disp_color.png"}
+    assert names == {"scene_depth.pfm", "scene_depth_color.png", "scene_disp.png", "scene_disp.pfm", "scene_disp_color.png",
+                     "scene_conf.pfm", "scene_conf.png"}
+    confidence = io.read_pfm(out / "scene_conf.pfm")
+    assert confidence.shape == (50, 70) and 0.0 <= confidence.min() and confidence.max() <= 1.0
     disparity = io.read_pfm(out / "scene_disp.pfm")
     assert disparity.shape == (50, 70)
     png, valid = io.read_disparity(out / "scene_disp.png")
@@ -77,3 +80,34 @@ def test_focal_without_baseline_is_refused(tmp_path, tiny_checkpoint, pair):
     result = CliRunner().invoke(main, ["predict", str(pair[0]), str(pair[1]), "--checkpoint", str(tiny_checkpoint),
                                        "--focal", "500", "--out", str(out)])
     _assert_clean_failure(result, out, "--baseline")
+
+
+def test_min_confidence_writes_unconfident_pixels_as_invalid(tmp_path, tiny_checkpoint, pair):
+    args = ["predict", str(pair[0]), str(pair[1]), "--checkpoint", str(tiny_checkpoint), "--focal", "500",
+            "--baseline", "0.1"]
+    assert CliRunner().invoke(main, args + ["--out", str(tmp_path / "all")]).exit_code == 0
+    confidence = io.read_pfm(tmp_path / "all" / "scene_conf.pfm")
+    threshold = float(np.median(confidence))
+    result = CliRunner().invoke(main, args + ["--min-confidence", str(threshold), "--out", str(tmp_path / "masked")])
+    assert result.exit_code == 0, result.output
+    disparity = io.read_pfm(tmp_path / "masked" / "scene_disp.pfm")
+    depth = io.read_pfm(tmp_path / "masked" / "scene_depth.pfm")
+    dropped = confidence < threshold
+    assert 0 < dropped.sum() < dropped.size
+    assert np.all(disparity[dropped] == 0) and np.all(np.isinf(depth[dropped]))
+    colour = io.read_image(tmp_path / "masked" / "scene_disp_color.png")
+    assert np.all(colour[dropped] == 0)
+
+
+def test_min_confidence_needs_a_confidence_output_or_the_lr_check(tmp_path, pair):
+    from tiny_models import exported_tiny_onnx
+
+    model = exported_tiny_onnx()  # exported without a confidence output
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["predict", str(pair[0]), str(pair[1]), "--model", str(model),
+                                       "--min-confidence", "0.5", "--out", str(out)])
+    _assert_clean_failure(result, out, "no confidence")
+    result = CliRunner().invoke(main, ["predict", str(pair[0]), str(pair[1]), "--model", str(model), "--lr-check",
+                                       "--min-confidence", "0.5", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "scene_conf.pfm").is_file()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import io
 import logging
 import os
@@ -36,10 +37,16 @@ TRT_TARGETS_BY_PRECISION = {"fp32": "8.5", "fp16": "11"}
 
 @dataclass(frozen=True)
 class Tolerance:
-    """Largest parity error accepted between ONNX Runtime and PyTorch, in source pixels."""
+    """Largest parity error accepted between ONNX Runtime and PyTorch.
+
+    Attributes:
+        epe, bad1: disparity limits in source pixels.
+        spearman: smallest rank correlation of the confidence output with PyTorch's (when exported).
+    """
 
     epe: float
     bad1: float
+    spearman: float = 0.95
 
 
 # FP32 export must match PyTorch to rounding; FP16 rounds features to 11 bits of mantissa.
@@ -69,10 +76,12 @@ class ParityReport:
     bad1: float
     tolerance: Tolerance
     epe_vs_gt: dict = field(default_factory=dict)
+    confidence: dict | None = None  # {"spearman": ..., "max_abs_diff": ...} with a confidence output
 
     @property
     def passed(self) -> bool:
-        return self.epe <= self.tolerance.epe and self.bad1 <= self.tolerance.bad1
+        ranked = self.confidence is None or self.confidence["spearman"] >= self.tolerance.spearman
+        return self.epe <= self.tolerance.epe and self.bad1 <= self.tolerance.bad1 and ranked
 
     def to_dict(self) -> dict:
         return {**asdict(self), "passed": self.passed}
@@ -106,6 +115,7 @@ def export_onnx(
     exporter: str = "torchscript",
     lint_trt: str | None = "auto",
     parity_pair=None,
+    confidence: bool = False,
 ) -> ExportResult:
     """Export the student to ONNX, check it, and write it with its sidecar.
 
@@ -126,6 +136,8 @@ def export_onnx(
             11 for FP16) or None to skip.
         parity_pair: (name, left, right, gt, valid) for the parity check; None -> the
             built-in Middlebury pair.
+        confidence: add the student's per-pixel confidence as a second output, "confidence"
+            (the parity check then also requires its ranking to match PyTorch's).
 
     Returns:
         ExportResult.
@@ -149,21 +161,23 @@ def export_onnx(
     iters = iters or config.get("iters")
     if not iters:
         raise InputError("--iters: the model carries no default iteration count; expected --iters N")
-    out = Path(out) if out is not None else default_output_path(info["stem"], size, dynamic, iters, precision)
+    out = Path(out) if out is not None else default_output_path(info["stem"], size, dynamic, iters, precision,
+                                                                  confidence)
     pair = parity_pair if parity_pair is not None else builtin_parity_pair()
     prepared = preprocess.prepare_pair(pair[1], pair[2], dynamic.opt if dynamic else size)
-    wrapper = fixed_iterations(model, iters)
+    wrapper = fixed_iterations(model, iters, confidence)
+    output_names = ["disparity", "confidence"] if confidence else ["disparity"]
 
     sidecar = provenance.sidecar_path(out)
     with provenance.atomic_path(out) as tmp_onnx, provenance.atomic_path(sidecar) as tmp_json:
-        trace_to_onnx(torch, wrapper, prepared.feed, tmp_onnx, opset, dynamic, exporter)
+        trace_to_onnx(torch, wrapper, prepared.feed, tmp_onnx, opset, dynamic, exporter, output_names)
         proto = finish_graph(tmp_onnx, simplify, fp16)
         metadata = provenance.record(
             checkpoint=info["path"], checkpoint_sha256=info["sha256"], student_config=config,
             input_hw=None if dynamic else list(size), dynamic=dynamic.to_dict() if dynamic else None,
             iters=int(iters), max_disp=config.get("max_disp"), precision=precision,
             inputs={name: io_spec(size, dynamic, 3) for name in preprocess.INPUT_NAMES},
-            outputs={"disparity": io_spec(size, dynamic, 1)},
+            outputs={name: io_spec(size, dynamic, 1) for name in output_names}, confidence=confidence,
             normalisation=onnx_meta.NORMALISATION, opset=opset, exporter=exporter,
         )
         onnx_meta.set_stereo_metadata(proto, metadata)
@@ -176,7 +190,8 @@ def export_onnx(
             artifact=out.name, sha256=provenance.sha256_file(tmp_onnx), kind="onnx", metadata=metadata,
             parity=parity.to_dict() if parity else None,
             lint={"trt": lint_target, "findings": [f.to_dict() for f in findings]},
-            options={"simplify": simplify, "check": check, "fp16": fp16, "exporter": exporter},
+            options={"simplify": simplify, "check": check, "fp16": fp16, "exporter": exporter,
+                     "confidence": confidence},
         ))
     return ExportResult(out, sidecar, metadata, parity, findings, lint_target, exporter, time.perf_counter() - start)
 
@@ -257,12 +272,13 @@ def state_dict_sha256(model) -> str:
     return digest.hexdigest()
 
 
-def default_output_path(stem: str, size, dynamic, iters: int, precision: str) -> Path:
-    """``engines/<stem>_<H>x<W>_it<iters>_<precision>.onnx`` (``dyn<maxH>x<maxW>`` when dynamic)."""
+def default_output_path(stem: str, size, dynamic, iters: int, precision: str, confidence: bool = False) -> Path:
+    """``engines/<stem>_<H>x<W>_it<iters>_<precision>[_conf].onnx`` (``dyn<maxH>x<maxW>`` when dynamic)."""
     from toolkit.paths import ENGINES_DIR
 
     shape = f"dyn{dynamic.max[0]}x{dynamic.max[1]}" if dynamic else f"{size[0]}x{size[1]}"
-    return ENGINES_DIR / f"{stem}_{shape}_it{iters}_{precision}.onnx"
+    suffix = "_conf" if confidence else ""
+    return ENGINES_DIR / f"{stem}_{shape}_it{iters}_{precision}{suffix}.onnx"
 
 
 def builtin_parity_pair():
@@ -278,9 +294,13 @@ def io_spec(size, dynamic, channels: int) -> dict:
     return {"shape": [1, channels, h, w], "dtype": "float32"}
 
 
-def fixed_iterations(model, iters: int):
-    """The export wrapper: ``forward(left, right) -> disparity`` with the iteration count baked in."""
+def fixed_iterations(model, iters: int, confidence: bool = False):
+    """The export wrapper: ``forward(left, right) -> disparity`` (or ``(disparity, confidence)``)
+    with the iteration count baked in."""
     torch = import_torch()
+    if confidence and "confidence" not in inspect.signature(model.forward).parameters:
+        raise InputError("--confidence: this model's forward takes no confidence argument; "
+                         "only the RT-IGEV student has a confidence output")
 
     class FixedIterations(torch.nn.Module):
         def __init__(self):
@@ -289,20 +309,23 @@ def fixed_iterations(model, iters: int):
             self.iters = iters
 
         def forward(self, left, right):
+            if confidence:
+                return self.model(left, right, iters=self.iters, confidence=True)
             return self.model(left, right, iters=self.iters)
 
     return FixedIterations().eval()
 
 
-def trace_to_onnx(torch, wrapper, feed: dict, path: Path, opset: int, dynamic, exporter: str) -> None:
+def trace_to_onnx(torch, wrapper, feed: dict, path: Path, opset: int, dynamic, exporter: str,
+                  output_names: list) -> None:
     """Run PyTorch's exporter; any failure becomes a one-line ModelError."""
     args = (torch.from_numpy(feed["left"]), torch.from_numpy(feed["right"]))
-    kwargs = dict(input_names=list(preprocess.INPUT_NAMES), output_names=["disparity"], opset_version=opset)
+    kwargs = dict(input_names=list(preprocess.INPUT_NAMES), output_names=list(output_names), opset_version=opset)
     if exporter == "torchscript":
         kwargs.update(dynamo=False, do_constant_folding=True)
         if dynamic:
             axes = {2: "height", 3: "width"}
-            kwargs["dynamic_axes"] = {"left": axes, "right": axes, "disparity": axes}
+            kwargs["dynamic_axes"] = {name: axes for name in [*preprocess.INPUT_NAMES, *output_names]}
     else:
         kwargs.update(dynamo=True, external_data=False, verbose=False)
         if dynamic:
@@ -391,13 +414,24 @@ def parity_check(wrapper, onnx_path: Path, prepared, pair, precision: str) -> Pa
     with torch.no_grad():
         reference = wrapper(torch.from_numpy(prepared.feed["left"]), torch.from_numpy(prepared.feed["right"]))
     session = open_session(onnx_path)
-    candidate = session.run(["disparity"], prepared.feed)[0]
+    names = [output.name for output in session.get_outputs()]
+    outputs = dict(zip(names, session.run(names, prepared.feed)))
+    candidate = outputs["disparity"]
+    if isinstance(reference, tuple):
+        reference, reference_confidence = reference
+    else:
+        reference_confidence = None
     report = compare_disparities(
         preprocess.restore_disparity(reference.numpy(), prepared.geometry),
         preprocess.restore_disparity(np.asarray(candidate, dtype=np.float32), prepared.geometry),
         PARITY_TOLERANCE[precision],
     )
     report.pair, report.network_hw = pair[0], prepared.geometry.padded_hw
+    if reference_confidence is not None:
+        report.confidence = compare_confidence(
+            preprocess.crop_to_source(reference_confidence.numpy(), prepared.geometry),
+            preprocess.crop_to_source(np.asarray(outputs["confidence"], dtype=np.float32), prepared.geometry),
+        )
     gt, valid = pair[3], pair[4]
     if gt is not None:
         report.epe_vs_gt = {
@@ -405,12 +439,22 @@ def parity_check(wrapper, onnx_path: Path, prepared, pair, precision: str) -> Pa
             "onnxruntime": epe_vs_gt(preprocess.restore_disparity(candidate, prepared.geometry), gt, valid),
         }
     if not report.passed:
+        ranked = f", confidence Spearman {report.confidence['spearman']:.4f}" if report.confidence else ""
         raise CheckFailed(
             f"parity check failed on {report.pair}: ONNX Runtime vs PyTorch EPE {report.epe:.4f} px, "
-            f"bad-1 {report.bad1:.4%}, max diff {report.max_abs_diff:.3f} px; expected EPE <= "
-            f"{report.tolerance.epe} px and bad-1 <= {report.tolerance.bad1:.2%}"
+            f"bad-1 {report.bad1:.4%}, max diff {report.max_abs_diff:.3f} px{ranked}; expected EPE <= "
+            f"{report.tolerance.epe} px, bad-1 <= {report.tolerance.bad1:.2%}"
+            f"{f' and Spearman >= {report.tolerance.spearman}' if report.confidence else ''}"
         )
     return report
+
+
+def compare_confidence(reference: np.ndarray, candidate: np.ndarray) -> dict:
+    """Rank agreement (Spearman) and largest difference of two confidence maps."""
+    from toolkit.bench.metrics import spearman
+
+    return {"spearman": spearman(reference.ravel(), candidate.ravel()),
+            "max_abs_diff": float(np.abs(candidate.astype(np.float64) - reference).max())}
 
 
 def compare_disparities(reference: np.ndarray, candidate: np.ndarray, tolerance: Tolerance) -> ParityReport:

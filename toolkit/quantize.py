@@ -255,7 +255,8 @@ class Quantizer:
         full_path = self.build(exclude=[])
         self.lint(full_path)  # the rules hold for the full model before any time goes into measuring it
         full = evaluator.accuracy(full_path)
-        self.say(f"INT8 vs FP32 on {full.pairs} held-out pair(s): EPE {full.epe:.4f} px, bad-1 {full.bad1:.3%}")
+        ranked = "" if full.confidence_spearman is None else f", confidence Spearman {full.confidence_spearman:.4f}"
+        self.say(f"INT8 vs FP32 on {full.pairs} held-out pair(s): EPE {full.epe:.4f} px, bad-1 {full.bad1:.3%}{ranked}")
         final_path, accuracy, sensitivity, search, kept = full_path, full, None, None, []
         budget = self.options.max_epe_delta
         if budget is not None and full.epe > budget:
@@ -265,7 +266,7 @@ class Quantizer:
             kept = sensitivity[:k]
             final_path = self.without([node for item in kept for node in item["nodes"]])
             accuracy = evaluator.accuracy(final_path)
-        error = np.abs(evaluator.predict(final_path, 1)[0] - evaluator.reference[0])
+        error = np.abs(evaluator.predict(final_path, 1)[0][0] - evaluator.reference[0])
         speed = self.time(final_path)
         findings = self.lint(final_path)
         return Outcome(final_path, accuracy, full, self.head, sensitivity, search, kept, speed, error, findings,

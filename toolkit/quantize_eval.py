@@ -4,7 +4,8 @@ Every comparison runs the candidate and the FP32 model on the same preprocessed 
 feeds and compares disparities at source resolution (``preprocess.restore_disparity``):
 "EPE vs FP32" is the mean absolute difference in source pixels, "bad-1" the share of pixels
 off by more than one pixel. Where held-out pairs carry ground truth, EPE and bad-1 against
-it are reported for both models as well.
+it are reported for both models as well. A model with a confidence output is also checked
+for keeping its ranking: the Spearman correlation with FP32's confidence, per pair.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 
 from toolkit import preprocess
 from toolkit.backends.onnxrt import open_session
+from toolkit.bench.metrics import spearman
 from toolkit.quantize_data import PreparedSample
 
 
@@ -31,6 +33,7 @@ class Accuracy:
     max_abs_diff: float
     pairs: int
     vs_gt: dict = field(default_factory=dict)
+    confidence_spearman: float | None = None  # lowest per-pair rank correlation with FP32's confidence
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -49,16 +52,20 @@ class Evaluator:
         self.samples = samples
         self.threads = threads
         self.measured: dict[tuple, Accuracy] = {}
-        self.reference = self.predict(fp32_path)
+        self.reference, self.reference_confidence = self.predict(fp32_path)
 
-    def predict(self, model_path: Path, count: int | None = None) -> list[np.ndarray]:
-        """Disparity at source resolution for the first ``count`` held-out pairs (all when None)."""
+    def predict(self, model_path: Path, count: int | None = None) -> tuple[list, list | None]:
+        """Disparity (and confidence, None without that output) at source resolution for the
+        first ``count`` held-out pairs (all when None)."""
         session = open_session(model_path, self.threads)
-        outputs = []
+        names = ["disparity"] + [o.name for o in session.get_outputs() if o.name == "confidence"]
+        disparities, confidences = [], []
         for sample in self.samples[:count]:
-            raw = session.run(["disparity"], sample.feed)[0]
-            outputs.append(preprocess.restore_disparity(np.asarray(raw, np.float32), sample.geometry))
-        return outputs
+            raw = session.run(names, sample.feed)
+            disparities.append(preprocess.restore_disparity(np.asarray(raw[0], np.float32), sample.geometry))
+            if len(raw) > 1:
+                confidences.append(preprocess.crop_to_source(np.asarray(raw[1], np.float32), sample.geometry))
+        return disparities, (confidences if len(names) > 1 else None)
 
     def accuracy(self, model_path: Path, count: int | None = None) -> Accuracy:
         """EPE / bad-1 / max difference of ``model_path`` against FP32 over the first ``count`` pairs (memoised)."""
@@ -68,10 +75,13 @@ class Evaluator:
         return self.measured[key]
 
     def measure(self, model_path: Path, count: int | None) -> Accuracy:
-        predictions = self.predict(model_path, count)
+        predictions, confidences = self.predict(model_path, count)
         diffs = np.concatenate([np.abs(p - r).ravel() for p, r in zip(predictions, self.reference)])
         result = Accuracy(float(diffs.mean()), float((diffs > 1.0).mean()), float(diffs.max()), len(predictions))
         result.vs_gt = self.against_ground_truth(predictions)
+        if confidences is not None and self.reference_confidence is not None:
+            result.confidence_spearman = min(
+                spearman(c, r) for c, r in zip(confidences, self.reference_confidence))
         return result
 
     def against_ground_truth(self, predictions: list[np.ndarray]) -> dict:

@@ -42,6 +42,7 @@ class TrainConfig:
         crop_hw: training crop (multiples of 32).
         train_iters: GRU iterations while training (inference uses the model config's).
         scene_max_disp: largest disparity of synthetic scenes, px.
+        photo_textures: texture synthetic scenes with scikit-image's bundled photographs.
         init: checkpoint to fine-tune from (None: seeded random init).
         seed: seeds the init, the data order and the augmentation.
         val_every, val_pairs: held-out evaluation cadence and size.
@@ -60,6 +61,7 @@ class TrainConfig:
     weight_decay: float = 1e-5
     loss_gamma: float = 0.9
     scene_max_disp: int = 96
+    photo_textures: bool = False
     init: str | None = None
     seed: int = 0
     val_every: int = 200
@@ -119,8 +121,13 @@ def photometric_augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarr
 def synthetic_batches(config: TrainConfig, rng: np.random.Generator) -> Iterator[Batch]:
     """Endless batches of freshly generated synthetic scenes at the crop size."""
     h, w = config.crop_hw
+    photos = None
+    if config.photo_textures:
+        from toolkit.data.photos import bundled_photos
+
+        photos = bundled_photos()
     while True:
-        scenes = [synthetic.make_scene(int(rng.integers(1 << 31)), h, w, config.scene_max_disp)
+        scenes = [synthetic.make_scene(int(rng.integers(1 << 31)), h, w, config.scene_max_disp, photos=photos)
                   for _ in range(config.batch_size)]
         yield _collate([(s.left, s.right, s.disparity, s.valid) for s in scenes])
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from toolkit.backends.sgbm import SGBMRunner, lr_consistency_mask, match_right
+from toolkit.backends.sgbm import SGBMRunner, match_right
 from toolkit.data.synthetic import make_scene
 from toolkit.errors import InputError
 
@@ -70,24 +70,6 @@ def test_images_narrower_than_the_search_range():
     assert np.median(np.abs(prediction.disparity - scene.disparity)[both]) < 0.5
 
 
-def test_lr_consistency_mask_on_exact_disparities_matches_visibility():
-    scene = make_scene(5, H, W, 32)
-    mask = lr_consistency_mask(scene.disparity, scene.right_disparity, 1.0)
-    assert (mask == scene.valid).mean() > 0.97
-
-
-def test_lr_consistency_mask_threshold():
-    left = np.full((4, 10), 2.0, np.float32)
-    right = np.full((4, 10), 2.0, np.float32)
-    right[:, 3] = 3.5  # left x=5 lands on right x=3
-    mask = lr_consistency_mask(left, right, threshold=1.0)
-    assert not mask[:, 5].any() and mask[:, 6].all()
-    assert not mask[:, :2].any()  # land outside the right image
-    assert lr_consistency_mask(left, right, threshold=2.0)[:, 5].all()
-
-
 def test_bad_settings():
     with pytest.raises(InputError, match="block size 4"):
         SGBMRunner(block_size=4)
-    with pytest.raises(InputError, match="one size"):
-        lr_consistency_mask(np.zeros((2, 3)), np.zeros((3, 2)))

@@ -128,3 +128,16 @@ def test_mean_sparsification_averages_maps():
     assert mean.epe_at_density["0.5"] == pytest.approx(
         (perfect.epe_at_density["0.5"] + useless.epe_at_density["0.5"]) / 2)
     assert metrics.mean_sparsification([]) is None
+
+
+def test_spearman_is_rank_based_and_handles_ties():
+    from toolkit.bench.metrics import average_ranks, spearman
+
+    x = np.array([0.1, 0.4, 0.2, 0.9])
+    assert spearman(x, x ** 3) == pytest.approx(1.0)  # monotone transform keeps the ranking
+    assert spearman(x, -x) == pytest.approx(-1.0)
+    assert average_ranks(np.array([3.0, 1.0, 3.0, 2.0])).tolist() == [2.5, 0.0, 2.5, 1.0]
+    swapped = np.array([0.1, 0.2, 0.4, 0.9])  # two middle pixels swap places
+    assert spearman(x, swapped) == pytest.approx(1 - 6 * 2 / (4 * 15))
+    with pytest.raises(ValueError, match="one length"):
+        spearman(x, x[:2])

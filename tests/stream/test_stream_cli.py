@@ -51,6 +51,14 @@ def test_run_sgbm_on_a_video_records_every_frame(tmp_path):
     assert count_frames(out) == 6
 
 
+def test_run_lr_check_masks_by_confidence(tmp_path):
+    video = side_by_side_video(tmp_path / "sbs.mp4", 2)
+    result = invoke("run", "--source", str(video), "--rectified", "--backend", "sgbm", "--max-disp", "32",
+                    "--lr-check", "--min-confidence", "0.5", "--headless", "--status-every", "0")
+    assert result.exit_code == 0, result.output
+    assert "sgbm+lr fp32:" in result.output and "ignored" not in result.output
+
+
 def test_run_with_a_calibration_shows_depth(tmp_path):
     # Raw (unrectified) frames of the calibrated size, rectified with the calibration file.
     rig = make_rig()

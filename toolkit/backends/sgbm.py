@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from toolkit.backends.base import Runner
+from toolkit.confidence import lr_consistency_mask
 from toolkit.errors import InputError
 
 BLOCK_SIZE = 5
@@ -24,7 +25,7 @@ def create_matcher(max_disp: int, block_size: int = BLOCK_SIZE, channels: int = 
     """A ``cv2.StereoSGBM`` for disparities 0..max_disp with the usual smoothness settings.
 
     P1/P2 follow OpenCV's own guidance (8 and 32 x channels x block area); the internal
-    left-right check is off because ``lr_consistency_mask`` does it with a threshold we choose.
+    left-right check is off because ``toolkit.confidence.lr_consistency_mask`` does it with a threshold we choose.
 
     Args:
         max_disp: largest disparity searched, rounded up to a multiple of 16 (OpenCV's requirement).
@@ -69,35 +70,6 @@ def match_right(matcher, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """
     mirrored = match(matcher, np.ascontiguousarray(right[:, ::-1]), np.ascontiguousarray(left[:, ::-1]))
     return np.ascontiguousarray(mirrored[:, ::-1])
-
-
-def lr_consistency_mask(disp_left: np.ndarray, disp_right: np.ndarray, threshold: float = 1.0) -> np.ndarray:
-    """Pixels whose left disparity agrees with the right view's disparity where it lands.
-
-    A left pixel x with disparity d lands at x - d in the right view; it passes when that
-    pixel is inside the image, both disparities are valid (finite, > 0), and they differ
-    by at most ``threshold``. Occluded pixels and mismatches fail.
-
-    Args:
-        disp_left: HxW left-view disparity.
-        disp_right: HxW right-view disparity (x_left = x_right + d).
-        threshold: largest allowed difference in pixels.
-
-    Returns:
-        HxW bool mask, True where consistent.
-    """
-    disp_left = np.asarray(disp_left, dtype=np.float32)
-    disp_right = np.asarray(disp_right, dtype=np.float32)
-    if disp_left.shape != disp_right.shape or disp_left.ndim != 2:
-        raise InputError(f"LR check needs two HxW maps of one size, got {disp_left.shape} and {disp_right.shape}")
-    height, width = disp_left.shape
-    valid_left = np.isfinite(disp_left) & (disp_left > 0)
-    landing = np.round(np.arange(width, dtype=np.float32)[None, :] - np.where(valid_left, disp_left, 0)).astype(np.intp)
-    inside = (landing >= 0) & (landing < width)
-    seen = disp_right[np.arange(height)[:, None], np.clip(landing, 0, width - 1)]
-    with np.errstate(invalid="ignore"):
-        agree = np.isfinite(seen) & (seen > 0) & (np.abs(seen - disp_left) <= threshold)
-    return valid_left & inside & agree
 
 
 def feed_to_image(tensor: np.ndarray) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 
@@ -45,6 +46,10 @@ class TorchRunner(Runner):
         device: torch device string ("cpu", "cuda").
         size: fixed network input (H, W), or None to pad each pair to the next multiple of 32.
         threads: intra-op CPU threads (``torch.set_num_threads``), or None to leave PyTorch's choice.
+
+    The student's confidence (``toolkit.model.confidence``) comes with every prediction: it
+    costs a few elementwise ops. A module whose forward takes no ``confidence`` argument
+    gives disparity only.
     """
 
     name = "torch"
@@ -76,6 +81,7 @@ class TorchRunner(Runner):
             self.model, self.config, self.info = load_checkpoint(Path(self.source), self.max_disp, self.device)
         else:
             self.model = self.source.to(self.device).eval()
+        self.with_confidence = "confidence" in inspect.signature(self.model.forward).parameters
         self.torch = torch
 
     def deactivate_impl(self) -> None:
@@ -86,8 +92,14 @@ class TorchRunner(Runner):
         with torch.inference_mode():
             left = torch.from_numpy(feed["left"]).to(self.device)
             right = torch.from_numpy(feed["right"]).to(self.device)
-            disparity = self.model(left, right, iters=self.iters)
+            if self.with_confidence:
+                disparity, confidence = self.model(left, right, iters=self.iters, confidence=True)
+            else:
+                disparity, confidence = self.model(left, right, iters=self.iters), None
             if self.device != "cpu":
                 # Synchronise inside the timed region so infer_ms is the real GPU time.
                 torch.cuda.synchronize()
-        return {"disparity": disparity.float().cpu().numpy()}
+        outputs = {"disparity": disparity.float().cpu().numpy()}
+        if confidence is not None:
+            outputs["confidence"] = confidence.float().cpu().numpy()
+        return outputs

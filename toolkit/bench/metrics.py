@@ -274,3 +274,28 @@ def mean_sparsification(items: list) -> Sparsification | None:
         ause=float(mean("ause")), ause_random=float(mean("ause_random")),
         epe_at_density={d: float(np.mean([item.epe_at_density[d] for item in items])) for d in densities},
     )
+
+
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 0..n-1 of a flat array, ties sharing the mean of their ranks."""
+    values = np.asarray(values).ravel()
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(values.size, dtype=np.float64)
+    ranks[order] = np.arange(values.size, dtype=np.float64)
+    return _tie_averaged(ranks, values)
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rank correlation of two equally long arrays (1.0 when both are constant and equal).
+
+    Used to check that a confidence map keeps its ranking after export or quantization: what
+    masking by a threshold and the sparsification curve depend on is the order of the pixels.
+    """
+    a, b = np.asarray(a).ravel(), np.asarray(b).ravel()
+    if a.shape != b.shape or a.size == 0:
+        raise ValueError(f"spearman needs two non-empty arrays of one length, got {a.shape} and {b.shape}")
+    ra, rb = average_ranks(a) - (a.size - 1) / 2, average_ranks(b) - (b.size - 1) / 2
+    denominator = float(np.sqrt((ra * ra).sum() * (rb * rb).sum()))
+    if denominator == 0.0:
+        return 1.0 if np.array_equal(a, b) else 0.0
+    return float((ra * rb).sum() / denominator)

@@ -17,10 +17,11 @@ import click
 @click.option("--exporter", type=click.Choice(["torchscript", "dynamo"]), default="torchscript", show_default=True)
 @click.option("--trt", "trt", default="auto", show_default=True,
               help="TensorRT version to lint against: 8.5, 10, 11, auto (8.5 for FP32, 11 for FP16) or none.")
+@click.option("--confidence", is_flag=True, help="Add the per-pixel confidence as a second output, 'confidence'.")
 @click.option("--no-simplify", is_flag=True, help="Skip onnxslim.")
 @click.option("--no-check", is_flag=True, help="Skip the ONNX Runtime vs PyTorch parity check.")
-def command(checkpoint, out, size_text, dynamic_text, iters, max_disp, opset, fp16, exporter, trt, no_simplify,
-            no_check):
+def command(checkpoint, out, size_text, dynamic_text, iters, max_disp, opset, fp16, exporter, trt, confidence,
+            no_simplify, no_check):
     """Export a student checkpoint to ONNX, checked against PyTorch.
 
     Bakes in size, iterations and max disparity, writes the stereo-trt metadata and a JSON
@@ -38,12 +39,14 @@ def command(checkpoint, out, size_text, dynamic_text, iters, max_disp, opset, fp
     lint_trt = None if trt.lower() == "none" else trt
     result = export_onnx(resolve_checkpoint(checkpoint), out, size=size, iters=iters, max_disp=max_disp, opset=opset,
                          dynamic=dynamic, fp16=fp16, simplify=not no_simplify, check=not no_check,
-                         exporter=exporter, lint_trt=lint_trt)
+                         exporter=exporter, lint_trt=lint_trt, confidence=confidence)
     meta = result.metadata
     click.echo(f"wrote {result.path} ({meta['precision']}, it{meta['iters']}, max_disp {meta['max_disp']}, "
                f"opset {meta['opset']}) in {result.seconds:.1f} s; sidecar {result.sidecar}")
     if result.parity is not None:
         p = result.parity
-        click.echo(f"parity vs PyTorch on {p.pair}: EPE {p.epe:.5f} px, bad-1 {p.bad1:.3%}, max diff {p.max_abs_diff:.4f} px")
+        ranked = f", confidence Spearman {p.confidence['spearman']:.4f}" if p.confidence else ""
+        click.echo(f"parity vs PyTorch on {p.pair}: EPE {p.epe:.5f} px, bad-1 {p.bad1:.3%}, "
+                   f"max diff {p.max_abs_diff:.4f} px{ranked}")
     for finding in result.findings:
         click.echo(f"lint (TensorRT {result.lint_trt}) {finding}")

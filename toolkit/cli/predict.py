@@ -11,8 +11,10 @@ import click
 @click.option("--device", default="cpu", show_default=True, help="PyTorch device: cpu, cuda, cuda:1 ...")
 @click.option("--focal", type=float, help="Focal length in pixels (with --baseline: writes depth in metres).")
 @click.option("--baseline", type=float, help="Stereo baseline in metres.")
+@click.option("--min-confidence", type=float, help="Write pixels below this confidence (0..1) as invalid.")
+@click.option("--lr-check", is_flag=True, help="Confidence from a left-right consistency check (a second inference).")
 @click.option("--out", "out_dir", default="outputs/predict", show_default=True, type=click.Path(file_okay=False))
-def command(inputs, model, iters, max_disp, size_text, device, focal, baseline, out_dir):
+def command(inputs, model, iters, max_disp, size_text, device, focal, baseline, min_confidence, lr_check, out_dir):
     """Predict disparity (and depth) for stereo pairs.
 
     INPUTS is LEFT RIGHT (two images), a folder of pairs (InStereo2K, Middlebury,
@@ -20,7 +22,9 @@ def command(inputs, model, iters, max_disp, size_text, device, focal, baseline, 
     built-in Middlebury pair from scikit-image.
 
     Writes <name>_disp.pfm, <name>_disp.png (uint16, x256), <name>_disp_color.png and,
-    with --focal and --baseline, <name>_depth.pfm / <name>_depth_color.png.
+    with --focal and --baseline, <name>_depth.pfm / <name>_depth_color.png. Models with a
+    confidence output (checkpoints; ONNX/engines exported with --confidence; any model with
+    --lr-check) also give <name>_conf.pfm / <name>_conf.png.
 
     Example: stereo-trt predict left.png right.png --focal 721.5 --baseline 0.54 --out outputs/
     """
@@ -32,9 +36,14 @@ def command(inputs, model, iters, max_disp, size_text, device, focal, baseline, 
     size = parse_size(size_text)
     named_pairs = _named_pairs(inputs)
     model_path = resolve_checkpoint(model)
-    with open_runner(model_path, iters=iters, max_disp=max_disp, device=device, size=size) as runner:
+    runner = open_runner(model_path, iters=iters, max_disp=max_disp, device=device, size=size)
+    if lr_check:
+        from toolkit.confidence import LRCheckRunner
+
+        runner = LRCheckRunner(runner)
+    with runner:
         outputs = predict.predict_pairs(
-            runner, named_pairs, out_dir, focal, baseline,
+            runner, named_pairs, out_dir, focal, baseline, min_confidence=min_confidence,
             on_pair=lambda o: click.echo(f"{o.name}: {o.infer_ms:.0f} ms -> {o.files[0].parent}/{o.name}_disp.*"),
         )
     click.echo(f"{len(outputs)} pair(s) written under {out_dir}")

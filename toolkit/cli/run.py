@@ -25,6 +25,7 @@ FRAME_POLICIES = {"auto": None, "latest": True, "every": False}
 @click.option("--baseline", type=float, help="Baseline, in the unit depth should have (with --rectified).")
 @click.option("--range", "range_text", metavar="LOW,HIGH", help="Fixed colour range (px or depth units). Default: follows the data.")
 @click.option("--min-confidence", type=click.FloatRange(0, 1), help="Black out pixels below this confidence.")
+@click.option("--lr-check", is_flag=True, help="Confidence from a left-right consistency check (two inferences a frame).")
 @click.option("--no-mask", is_flag=True, help="Show invalid (non-positive) disparities instead of blacking them out.")
 @click.option("--save", type=click.Path(dir_okay=False), help="Record the view to a video (.mp4, .avi, .mkv).")
 @click.option("--headless", is_flag=True, help="No window; print a status line every --status-every seconds.")
@@ -38,7 +39,7 @@ FRAME_POLICIES = {"auto": None, "latest": True, "every": False}
               help="latest: drop frames the model cannot keep up with; every: process all; auto: latest for cameras.")
 @click.option("--max-frames", type=click.IntRange(1), help="Stop after this many frames.")
 def command(source_texts, swap, backend, model, size_text, max_disp, threads, calibration, alpha, rectified, depth,
-            focal_px, baseline, range_text, min_confidence, no_mask, save, headless, serve_port, host, status_every,
+            focal_px, baseline, range_text, min_confidence, lr_check, no_mask, save, headless, serve_port, host, status_every,
             camera_size, fps, fourcc, frame_policy, max_frames):
     """Live disparity or depth from stereo cameras, videos or image folders.
 
@@ -57,7 +58,7 @@ def command(source_texts, swap, backend, model, size_text, max_disp, threads, ca
         sources=list(source_texts), swap=swap, backend=BACKENDS[backend] if backend else None, model=model,
         size_text=size_text, max_disp=max_disp, threads=threads, calibration=calibration, alpha=alpha,
         rectified=rectified, depth=depth, focal_px=focal_px, baseline=baseline, range_text=range_text,
-        min_confidence=min_confidence, mask_invalid=not no_mask, save=save, headless=headless, serve_port=serve_port,
+        min_confidence=min_confidence, lr_check=lr_check, mask_invalid=not no_mask, save=save, headless=headless, serve_port=serve_port,
         host=host, status_every=status_every, camera_size=camera_size, fps=fps, fourcc=fourcc,
         latest_frame_wins=FRAME_POLICIES[frame_policy], max_frames=max_frames)
     summary = app.run(config, echo=click.echo)

@@ -12,13 +12,16 @@ import click
 @click.option("--train-iters", default=4, show_default=True, type=int, help="GRU iterations while training.")
 @click.option("--lr", default=2e-4, show_default=True, type=float)
 @click.option("--scene-max-disp", default=96, show_default=True, type=int, help="Largest disparity of synthetic scenes.")
+@click.option("--photo-textures", is_flag=True,
+              help="Texture synthetic scenes with scikit-image's bundled photographs (needs scikit-image).")
 @click.option("--init", type=click.Path(dir_okay=False), help="Checkpoint to fine-tune from.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/train_state.pt.")
 @click.option("--val-every", default=200, show_default=True, type=int)
 @click.option("--ckpt-every", default=100, show_default=True, type=int, help="Write OUT/last.pth and the training state every N steps.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--threads", type=int, help="PyTorch CPU threads.")
-def command(data, out_dir, steps, minutes, batch_size, crop_text, train_iters, lr, scene_max_disp, init, resume, val_every,
+def command(data, out_dir, steps, minutes, batch_size, crop_text, train_iters, lr, scene_max_disp, photo_textures, init, resume,
+            val_every,
             ckpt_every, seed, threads):
     """Train or fine-tune the student (runs on a CPU).
 
@@ -29,7 +32,8 @@ def command(data, out_dir, steps, minutes, batch_size, crop_text, train_iters, l
 
     crop = parse_size(crop_text)
     config = train.TrainConfig(data=data, out_dir=out_dir, steps=steps, minutes=minutes, batch_size=batch_size, crop_hw=crop,
-                               train_iters=train_iters, lr=lr, scene_max_disp=scene_max_disp, init=init,
+                               train_iters=train_iters, lr=lr, scene_max_disp=scene_max_disp,
+                               photo_textures=photo_textures, init=init,
                                seed=seed, val_every=val_every, ckpt_every=ckpt_every, threads=threads)
 
     def show(log):

@@ -418,7 +418,7 @@ def _photometric(rng: np.random.Generator, image: np.ndarray, strength: float) -
 
 
 def make_scene(seed: int, height: int = 256, width: int = 512, max_disp: float = 192,
-               jitter: bool = True) -> Scene:
+               jitter: bool = True, photos=None) -> Scene:
     """Generate one synthetic stereo scene; the same arguments always give the same arrays.
 
     Args:
@@ -427,6 +427,9 @@ def make_scene(seed: int, height: int = 256, width: int = 512, max_disp: float =
         max_disp: every disparity in the scene is below this.
         jitter: apply photometric differences between the views (gain, bias, gamma,
             noise); False gives views that differ by geometry only.
+        photos: optional sequence of normalised HxWx3 photographs
+            (``toolkit.data.photos.bundled_photos()``); the smooth atlas channels then come
+            from one of them instead of noise, so surfaces carry real-image texture.
 
     Returns:
         A ``Scene``.
@@ -439,6 +442,10 @@ def make_scene(seed: int, height: int = 256, width: int = 512, max_disp: float =
     atlas_hw = (height + span // 6 + 8, span + height // 6 + 8)
     surfaces = _surfaces(rng, height, width, float(max_disp), atlas_hw)
     atlas = _atlas(rng, *atlas_hw)
+    if photos:
+        from toolkit.data.photos import photo_texture
+
+        atlas[:, :, :3] = photo_texture(rng, photos, *atlas_hw)
     left, disp, owner = _render_view(surfaces, atlas, height, width, "left")
     right, disp_r, owner_r = _render_view(surfaces, atlas, height, width, "right")
     valid = _seen_from_other(disp, owner, owner_r, -1.0)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from toolkit.errors import InputError
 from toolkit.model.blocks import ConvBN, ConvIN, UpConcat
+from toolkit.model.confidence import network_confidence
 from toolkit.model.config import StudentConfig
 from toolkit.model.features import Feature
 from toolkit.model.geometry import GeometryLookup
@@ -61,9 +62,11 @@ def normalize_image(image: torch.Tensor) -> torch.Tensor:
 class RTIGEVStereo(nn.Module):
     """RT-IGEV student.
 
-    ``forward(left, right, iters=None)``: inputs (B,3,H,W) float32 RGB 0..255 with H, W
-    multiples of 32. In eval mode returns the final disparity (B,1,H,W) in pixels. In
-    training mode returns ``(init_disp_up, [disp_up for each iteration])`` for a sequence loss.
+    ``forward(left, right, iters=None, confidence=False)``: inputs (B,3,H,W) float32 RGB
+    0..255 with H, W multiples of 32. In eval mode returns the final disparity (B,1,H,W) in
+    pixels, or ``(disparity, confidence)`` with ``confidence=True`` (see
+    ``toolkit.model.confidence``). In training mode returns ``(init_disp_up, [disp_up for
+    each iteration])`` for a sequence loss.
     """
 
     def __init__(self, config: StudentConfig | None = None):
@@ -145,27 +148,28 @@ class RTIGEVStereo(nn.Module):
         context = self.context_zqr_conv(self.cnet(features_left[0]))
         return Encoded(geo_volume, prob, init_disp, net, context, features_left[0], stem_2)
 
-    def upsample_disp(self, disp: torch.Tensor, mask_feat: torch.Tensor, stem_2: torch.Tensor) -> torch.Tensor:
-        """Full-resolution disparity from the 1/4 estimate, with weights from the GRU mask features."""
-        weights = F.softmax(self.spx_gru(self.spx_2_gru(mask_feat, stem_2)), dim=1)
-        return context_upsample(disp * 4.0, weights)
+    def upsample_weights(self, net: torch.Tensor, stem_2: torch.Tensor) -> torch.Tensor:
+        """Convex-upsampling weights (B,9,H,W) from the GRU state and the 1/2 stem."""
+        mask_feat = self.update_block.mask_features(net)
+        return F.softmax(self.spx_gru(self.spx_2_gru(mask_feat, stem_2)), dim=1)
 
     def upsample_initial(self, encoded: Encoded) -> torch.Tensor:
         """Full-resolution initial disparity (training supervision), with weights from image features."""
         weights = self.spx(self.spx_2(self.spx_4(encoded.features_4), encoded.stem_2))
         return context_upsample(encoded.init_disp * 4.0, F.softmax(weights, dim=1))
 
-    def forward(self, left: torch.Tensor, right: torch.Tensor, iters: int | None = None):
+    def forward(self, left: torch.Tensor, right: torch.Tensor, iters: int | None = None, confidence: bool = False):
         """Estimate left-view disparity (x_right = x_left - d).
 
         Args:
             left: (B,3,H,W) float32 RGB 0..255, H and W multiples of 32.
             right: same shape as ``left``.
             iters: refinement iterations (default: ``config.iters``).
+            confidence: also return the per-pixel confidence (eval mode only).
 
         Returns:
-            eval mode: (B,1,H,W) disparity in pixels. Training mode: (init_disp_up, list of
-            per-iteration disp_up), each (B,1,H,W).
+            eval mode: (B,1,H,W) disparity in pixels, or (disparity, confidence) both (B,1,H,W).
+            Training mode: (init_disp_up, list of per-iteration disp_up), each (B,1,H,W).
         """
         self._check_input(left, right)
         iters = self.config.iters if iters is None else iters
@@ -182,7 +186,10 @@ class RTIGEVStereo(nn.Module):
             net, delta = self.update_block(net, encoded.context, lookup(disp), disp)
             disp = disp + delta
             if self.training or step == iters - 1:
-                predictions.append(self.upsample_disp(disp, self.update_block.mask_features(net), encoded.stem_2))
-        if not self.training:
-            return predictions[-1]
-        return self.upsample_initial(encoded), predictions
+                weights = self.upsample_weights(net, encoded.stem_2)
+                predictions.append(context_upsample(disp * 4.0, weights))
+        if self.training:
+            return self.upsample_initial(encoded), predictions
+        if confidence:
+            return predictions[-1], context_upsample(network_confidence(encoded.prob, disp, delta), weights)
+        return predictions[-1]

@@ -34,6 +34,7 @@ class RunConfig:
     baseline: float | None = None
     range_text: str | None = None
     min_confidence: float | None = None
+    lr_check: bool = False
     mask_invalid: bool = True
     save: str | None = None
     headless: bool = False
@@ -102,7 +103,8 @@ def build_geometry(config: RunConfig) -> tuple[Rectifier | None, DepthConverter 
 
 
 def build_runner(config: RunConfig):
-    """The (inactive) runner: SGBM for --backend sgbm, else ``open_runner`` on --model.
+    """The (inactive) runner: SGBM for --backend sgbm, else ``open_runner`` on --model;
+    wrapped in the left-right check with --lr-check.
 
     Raises:
         InputError: no --model for a network backend, options the backend cannot use.
@@ -115,13 +117,23 @@ def build_runner(config: RunConfig):
             raise InputError("--backend sgbm takes no --model or --size (it matches the frames as they come)")
         from toolkit.backends.sgbm import SGBMRunner
 
-        return SGBMRunner(max_disp=config.max_disp or 128)
+        return with_lr_check(SGBMRunner(max_disp=config.max_disp or 128), config)
     if not config.model:
         raise InputError("give --model (a TensorRT .engine, an .onnx or a .pth checkpoint), "
                          "or --backend sgbm to run without a network")
     from toolkit.backends import open_runner
 
-    return open_runner(config.model, config.backend, size=size, max_disp=config.max_disp, threads=config.threads)
+    runner = open_runner(config.model, config.backend, size=size, max_disp=config.max_disp, threads=config.threads)
+    return with_lr_check(runner, config)
+
+
+def with_lr_check(runner, config: RunConfig):
+    """``runner`` itself, or wrapped in ``LRCheckRunner`` when --lr-check asks for it (two inferences a frame)."""
+    if not config.lr_check:
+        return runner
+    from toolkit.confidence import LRCheckRunner
+
+    return LRCheckRunner(runner)
 
 
 def wants_window(config: RunConfig) -> bool:

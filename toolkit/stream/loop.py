@@ -317,7 +317,8 @@ class _Presenter:
         result = frame_result(work, self.options)
         if self.options.min_confidence is not None and result.confidence is None and not self.noted_confidence:
             self.noted_confidence = True
-            _note(self.options, f"--min-confidence ignored: the {self.runner.name} backend gives no confidence")
+            _note(self.options, f"--min-confidence ignored: {self.runner.name} gives no confidence "
+                                "(export with --confidence, or add --lr-check)")
         if self.options.on_result is not None:
             self.options.on_result(result)
         values = result.depth if self.show_depth else result.disparity
