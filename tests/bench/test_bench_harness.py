@@ -201,3 +201,36 @@ def test_interleaved_order_rotates_the_first_row():
     assert interleaved_order(3, 1) == [1, 2, 0]
     assert interleaved_order(3, 5) == [2, 0, 1]
     assert interleaved_order(0, 1) == []
+
+
+def test_lr_rows_add_a_confidence_to_any_model(tiny_onnx, instereo2k, tmp_path):
+    config = BenchConfig(models=[str(tiny_onnx), f"{tiny_onnx}+lr", "sgbm+lr"], data=str(instereo2k), warmup=0,
+                         repeats=1, max_disp=32, measure_memory=False)
+    report = run_bench(config, tmp_path / "out", progress=lambda line: None)
+    rows = {row["info"]["label"]: row for row in report.rows}
+    plain, checked = rows[tiny_onnx.name], rows[tiny_onnx.name + "+lr"]
+    assert plain["confidence"] is None and set(rows) == {tiny_onnx.name, tiny_onnx.name + "+lr", "sgbm+lr"}
+    # the same disparity (the left-view pass), now with a confidence that ranks its errors
+    assert checked["vs_ground_truth"]["epe"] == pytest.approx(plain["vs_ground_truth"]["epe"], rel=1e-6)
+    for label in (tiny_onnx.name + "+lr", "sgbm+lr"):
+        curves = rows[label]["confidence"]["sparsification"]
+        assert curves["ause"] < curves["ause_random"], label
+    assert (tmp_path / "out" / "plots" / "sparsification.png").is_file()
+
+
+def test_an_exported_confidence_is_ranked_like_the_pytorch_reference(instereo2k, tmp_path):
+    from toolkit.export import export_onnx
+    from toolkit.model import StudentConfig, build_student, save_student
+
+    config = StudentConfig(max_disp=32, iters=1)
+    checkpoint = tmp_path / "student.pth"
+    save_student(checkpoint, build_student(config, seed=0), config, {"note": "bench confidence test"})
+    onnx_path = export_onnx(checkpoint, tmp_path / "student.onnx", size=SIZE, confidence=True).path
+    bench = BenchConfig(models=[str(checkpoint), str(onnx_path), "sgbm"], data=str(instereo2k), warmup=0, repeats=1,
+                        measure_memory=False)
+    report = run_bench(bench, tmp_path / "out", progress=lambda line: None)
+    rows = {row["info"]["label"]: row for row in report.rows}
+    assert rows["student.onnx"]["confidence"]["spearman_vs_reference"] > 0.999
+    assert rows["student.pth"]["confidence"]["spearman_vs_reference"] is None  # the reference itself
+    assert rows["sgbm"]["confidence"]["spearman_vs_reference"] is None  # another estimator
+    assert "Spearman vs ref" in (tmp_path / "out" / "report.md").read_text()

@@ -85,3 +85,15 @@ def test_instereo2k_tree_layout_and_encoding(tmp_path):
     assert np.array_equal(valid, scene.valid)
     assert np.abs(disparity[valid] - scene.disparity[valid]).max() <= 0.005 + 1e-6
     assert np.array_equal(io.read_image(root / "train/part1/000000/left.png"), scene.left)
+
+
+def test_photo_textured_scenes_are_deterministic_and_geometrically_exact():
+    from toolkit.data.photos import PHOTO_NAMES, bundled_photos
+
+    assert "stereo_motorcycle" not in PHOTO_NAMES  # the evaluation pair never textures training scenes
+    photos = bundled_photos()
+    a, b = make_scene(7, H, W, MAX_DISP, jitter=False, photos=photos), make_scene(7, H, W, MAX_DISP, jitter=False, photos=photos)
+    assert np.array_equal(a.left, b.left) and np.array_equal(a.disparity, b.disparity)
+    plain = make_scene(7, H, W, MAX_DISP, jitter=False)
+    assert np.array_equal(a.disparity, plain.disparity) and not np.array_equal(a.left, plain.left)
+    assert warp_error(a) < 0.5 * warp_error(a, shift=1.0)

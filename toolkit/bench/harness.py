@@ -186,6 +186,7 @@ class _Row:
     per_pair: list = field(default_factory=list)
     sparsification: list = field(default_factory=list)
     confident: list = field(default_factory=list)
+    rank_agreement: list = field(default_factory=list)
     worst: list = field(default_factory=list)
 
 
@@ -404,18 +405,31 @@ def _score_pair(rows: list, predictions: dict, reference: _Reference, data: Benc
                 config: BenchConfig) -> None:
     """Accuracy of every row on one pair against the reference and the ground truth."""
     if reference.row is not None:
-        ref_disparity = predictions[reference.row].disparity
+        ref_prediction = predictions[reference.row]
     elif reference.runner is not None:
         left, right, _ = _decode(pair)
-        ref_disparity = reference.runner.infer(left, right).disparity
+        ref_prediction = reference.runner.infer(left, right)
     else:
-        ref_disparity = None
+        ref_prediction = None
+    ref_disparity = ref_prediction.disparity if ref_prediction is not None else None
     truth = read_ground_truth(data, pair)
     if truth is not None and truth[0].shape != predictions[0].disparity.shape:
         raise InputError(f"{pair.gt_path or pair.name}: ground truth is {truth[0].shape[1]}x{truth[0].shape[0]}, "
                          f"the left image {predictions[0].disparity.shape[1]}x{predictions[0].disparity.shape[0]}")
     for index, prediction in predictions.items():
         _score_row(rows[index], pair, prediction, ref_disparity, truth, config)
+        if ref_prediction is not None and index != reference.row:
+            _score_rank_agreement(rows[index], prediction, ref_prediction)
+
+
+def _score_rank_agreement(row: _Row, prediction, ref_prediction) -> None:
+    """Spearman of the row's confidence against the reference's: the same network's confidence,
+    exported or quantized, must keep its ranking (SGBM and LR-checked rows are other estimators)."""
+    if prediction.confidence is None or ref_prediction.confidence is None:
+        return
+    if row.info.backend == "sgbm" or row.info.label.endswith(models.LR_SUFFIX):
+        return
+    row.rank_agreement.append(metrics.spearman(prediction.confidence, ref_prediction.confidence))
 
 
 def _score_row(row: _Row, pair, prediction, ref_disparity, truth, config: BenchConfig) -> None:
@@ -488,15 +502,18 @@ def _mean_metrics(per_pair: list, key: str, fields: tuple) -> dict | None:
 
 
 def _confidence_summary(row: _Row, threshold: float) -> dict | None:
-    if not row.confident:
+    if not row.confident and not row.rank_agreement:
         return None
     curves = metrics.mean_sparsification(row.sparsification)
+    kept = [c["epe"] for c in row.confident if np.isfinite(c["epe"])]  # NaN: no pixel passed the threshold
     return {
         "min_confidence": threshold,
-        "epe_confident": float(np.nanmean([c["epe"] for c in row.confident])),
-        "density_confident": float(np.mean([c["density"] for c in row.confident])),
+        "epe_confident": float(np.mean(kept)) if kept else None,
+        "density_confident": float(np.mean([c["density"] for c in row.confident])) if row.confident else None,
         "sparsification": curves.as_dict() if curves else None,
         "pairs": len(row.confident),
+        # lowest per-pair Spearman against the reference's confidence (None: no comparison)
+        "spearman_vs_reference": float(min(row.rank_agreement)) if row.rank_agreement else None,
     }
 
 

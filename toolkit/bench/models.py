@@ -2,6 +2,8 @@
 
 A row is a model file (checkpoint, ONNX, engine: ``toolkit.backends.open_runner`` picks
 the backend) or ``sgbm``, OpenCV's semi-global block matching as the classical baseline.
+Either may end in ``+lr``: the same model with its confidence taken from a left-right
+consistency check (``toolkit.confidence.LRCheckRunner``; two inferences per pair).
 Every row runs at one network size; exported models carry theirs, checkpoints and
 dynamic-shape models are given the bench size.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from toolkit.confidence import LR_SUFFIX
 from toolkit.errors import InputError
 
 SGBM_SPEC = "sgbm"
@@ -53,14 +56,17 @@ def describe_models(specs: list) -> list:
     infos = []
     for spec in specs:
         spec = str(spec)
-        if spec.lower() == SGBM_SPEC:
-            infos.append(ModelInfo(spec, SGBM_SPEC, "sgbm", None, None))
+        base, lr = split_lr(spec)
+        suffix = LR_SUFFIX if lr else ""
+        if base.lower() == SGBM_SPEC:
+            infos.append(ModelInfo(spec, SGBM_SPEC + suffix, "sgbm", None, None))
             continue
-        path = Path(spec)
+        path = Path(base)
         if not path.is_file():
-            raise InputError(f"--model {spec}: no such file; expected a checkpoint, ONNX model, engine or 'sgbm'")
+            raise InputError(f"--model {spec}: no such file; expected a checkpoint, ONNX model, engine or 'sgbm' "
+                             f"(optionally ending in {LR_SUFFIX})")
         backend = backend_for(path)
-        infos.append(ModelInfo(spec, path.name, backend, str(path.resolve()), path.stat().st_size / 1e6))
+        infos.append(ModelInfo(spec, path.name + suffix, backend, str(path.resolve()), path.stat().st_size / 1e6))
     _check_unique(infos)
     return infos
 
@@ -69,7 +75,7 @@ def _check_unique(infos: list) -> None:
     """Refuse a model given twice; label same-named files from different folders by their folder."""
     seen = set()
     for info in infos:
-        key = info.path or info.spec.lower()
+        key = (info.path or split_lr(info.spec)[0].lower(), info.label.endswith(LR_SUFFIX))
         if key in seen:
             raise InputError(f"--model {info.spec} is given twice; each row must be a different model")
         seen.add(key)
@@ -109,16 +115,30 @@ def open_model(spec: str, options: dict, input_hw: tuple | None = None):
     return fit_size(create_runner(spec, options), spec, input_hw)
 
 
+def split_lr(spec: str) -> tuple[str, bool]:
+    """(model spec without a trailing ``+lr``, whether it had one)."""
+    if spec.lower().endswith(LR_SUFFIX):
+        return spec[: -len(LR_SUFFIX)], True
+    return spec, False
+
+
 def create_runner(spec: str, options: dict):
-    """The runner for one ``--model`` value (SGBM or ``open_runner``), not yet active."""
+    """The runner for one ``--model`` value (SGBM or ``open_runner``, maybe LR-checked), not yet active."""
     options = {key: value for key, value in options.items() if value is not None}
-    if spec.lower() == SGBM_SPEC:
+    base, lr = split_lr(spec)
+    if base.lower() == SGBM_SPEC:
         from toolkit.backends.sgbm import SGBMRunner
 
-        return SGBMRunner(**options)
-    from toolkit.backends import open_runner
+        runner = SGBMRunner(**options)
+    else:
+        from toolkit.backends import open_runner
 
-    return open_runner(spec, **options)
+        runner = open_runner(base, **options)
+    if not lr:
+        return runner
+    from toolkit.confidence import LRCheckRunner
+
+    return LRCheckRunner(runner)
 
 
 def fit_size(runner, spec: str, input_hw: tuple | None):

@@ -167,7 +167,7 @@ def ground_truth_table(rows: list) -> str:
 
 def confidence_table(rows: list) -> str:
     header = ["Model", "EPE dense (px)", "EPE confident (px)", "density (%)", "AUSE", "AUSE random",
-              "EPE @50% (px)", "EPE @90% (px)"]
+              "EPE @50% (px)", "EPE @90% (px)", "Spearman vs ref (min)"]
     lines = []
     for row in rows:
         conf = row.get("confidence")
@@ -175,10 +175,11 @@ def confidence_table(rows: list) -> str:
             continue
         sparse = conf.get("sparsification") or {}
         at = sparse.get("epe_at_density", {})
+        density = conf["density_confident"]
         lines.append([f"`{row['info']['label']}`", fmt_px(_get(row, "vs_ground_truth", "epe")),
-                      fmt_px(conf["epe_confident"]), fmt(conf["density_confident"] * 100, 1),
+                      fmt_px(conf["epe_confident"]), fmt(density * 100 if density is not None else None, 1),
                       fmt(sparse.get("ause"), 3), fmt(sparse.get("ause_random"), 3),
-                      fmt_px(at.get("0.5")), fmt_px(at.get("0.9"))])
+                      fmt_px(at.get("0.5")), fmt_px(at.get("0.9")), fmt(conf.get("spearman_vs_reference"), 4)])
     return _table(header, lines)
 
 
@@ -256,7 +257,9 @@ def render_markdown(report, figures: dict) -> str:
         parts += ["## Confidence", confidence_table(rows),
                   f"EPE confident: pixels with confidence >= {threshold}; density: their share of the valid pixels. "
                   "AUSE: area between the sparsification and oracle curves (0 = perfect ranking); "
-                  "AUSE random: what random removal scores. EPE @x%: the x% most confident pixels."]
+                  "AUSE random: what random removal scores. EPE @x%: the x% most confident pixels. "
+                  "Spearman vs ref: the lowest per-pair rank correlation with the PyTorch reference's confidence "
+                  "(exported and quantized models must keep the ranking)."]
     parts += ["## Memory", memory_table(rows),
               "Each model measured alone in a fresh process after the timed runs: peak resident set "
               "(VmHWM on Linux) while loading it and running two inferences at the benchmark size, the resident set "
