@@ -17,8 +17,10 @@ THREADS=${THREADS:-$(nproc)}
 SIZE=480x640
 ITERS=8
 CKPT=toolkit/weights/rt_igev_student.pth
-FP32=engines/rt_igev_student_${SIZE}_it${ITERS}_fp32.onnx
-INT8=engines/rt_igev_student_${SIZE}_it${ITERS}_int8.onnx
+# exported with the confidence output, so the reports also show that it keeps its ranking
+# (Spearman vs PyTorch) through export and INT8
+FP32=engines/rt_igev_student_${SIZE}_it${ITERS}_fp32_conf.onnx
+INT8=engines/rt_igev_student_${SIZE}_it${ITERS}_int8_conf.onnx
 DATA=outputs/datasets/synthetic-instereo2k
 OUT=benchmarks/cpu-reference
 # Size of the run; the committed reports say which values produced them.
@@ -33,7 +35,7 @@ if [ ! -d "$DATA/test" ]; then
   "$PYTHON" -c "from toolkit.data.synthetic import write_instereo2k_tree as w; \
 w('$DATA', n_train_parts=2, pairs_per_part=$(( (N_CALIB + HOLDOUT + 1) / 2 )), n_test=$N_TEST, size=(480, 640), seed=900000, max_disp=96)"
 fi
-[ -f "$FP32" ] || "$STEREO_TRT" export "$CKPT" --size "$SIZE" --iters "$ITERS" --out "$FP32"
+[ -f "$FP32" ] || "$STEREO_TRT" export "$CKPT" --size "$SIZE" --iters "$ITERS" --confidence --out "$FP32"
 [ -f "$INT8" ] || "$STEREO_TRT" quantize "$FP32" -c "$DATA" --n-calib "$N_CALIB" --holdout "$HOLDOUT" --out "$INT8" --threads "$THREADS"
 
 ROWS=(--model "$CKPT" --model "$FP32" --model "$INT8" --model sgbm ${REPEATS:+--repeats "$REPEATS"})

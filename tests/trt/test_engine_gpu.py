@@ -69,20 +69,22 @@ def student():
 
 @functools.lru_cache(maxsize=None)
 def exported(kind: str) -> Path:
-    """'fp32', 'fp16' (FP16-typed) or 'dynamic' ONNX of the student."""
+    """'fp32', 'fp16' (FP16-typed), 'dynamic', or 'fp32_conf' / 'fp16_conf' (with the confidence output)."""
     out = workdir() / f"student_{kind}.onnx"
     if kind == "dynamic":
         export_onnx(student(), out, iters=ITERS, lint_trt=None,
                     dynamic=DynamicShapes(min=(64, 96), opt=SIZE, max=(128, 160)))
     else:
-        export_onnx(student(), out, size=SIZE, iters=ITERS, fp16=(kind == "fp16"), lint_trt=None)
+        export_onnx(student(), out, size=SIZE, iters=ITERS, fp16=kind.startswith("fp16"), lint_trt=None,
+                    confidence=kind.endswith("_conf"))
     return out
 
 
 @functools.lru_cache(maxsize=None)
 def engine(onnx_kind: str, precision: str | None, **options) -> Path:
     out = workdir() / f"student_{onnx_kind}_{precision}.engine"
-    build_engine(exported(onnx_kind) if onnx_kind in ("fp32", "fp16", "dynamic") else onnx_kind,
+    build_engine(exported(onnx_kind) if onnx_kind in ("fp32", "fp16", "dynamic", "fp32_conf", "fp16_conf")
+                 else onnx_kind,
                  precision=precision, out=out, workspace_mb=2048, engines_dir=workdir(), **options)
     return out
 
@@ -145,6 +147,22 @@ def test_fp32_engine_matches_onnx_runtime():
     with OnnxRuntimeRunner(exported("fp32")) as runner:
         reference = runner.infer(left, right).disparity
     assert epe(engine_disparity(engine("fp32", "fp32"), left, right), reference) <= FP32_EPE
+
+
+# ---- confidence ----------------------------------------------------------------------------
+
+@needs_weights
+@pytest.mark.parametrize("onnx_kind, precision", [("fp32_conf", "fp32"), ("fp16_conf", None)])
+def test_confidence_output_keeps_its_ranking_in_the_engine(onnx_kind, precision):
+    from toolkit.bench.metrics import spearman
+
+    left, right = pair()
+    with TorchRunner(student(), iters=ITERS, size=SIZE) as runner:
+        reference = runner.infer(left, right).confidence
+    with TensorRTRunner(engine(onnx_kind, precision)) as runner:
+        confidence = runner.infer(left, right).confidence
+    assert confidence is not None and confidence.shape == reference.shape
+    assert spearman(confidence, reference) >= 0.95  # issue 8: ranking survives export and reduced precision
 
 
 # ---- FP16 ----------------------------------------------------------------------------------

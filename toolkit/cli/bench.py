@@ -2,9 +2,10 @@ import click
 
 
 @click.command("bench")
-@click.option("--model", "models", multiple=True, required=True, metavar="PATH|sgbm",
+@click.option("--model", "models", multiple=True, required=True, metavar="PATH|sgbm[+lr]",
               help="A row: checkpoint (.pth, PyTorch), .onnx (ONNX Runtime, FP32/FP16/INT8 Q/DQ), "
-                   ".engine (TensorRT) or 'sgbm' (OpenCV). Repeat for several rows.")
+                   ".engine (TensorRT) or 'sgbm' (OpenCV); append +lr for the same model with a left-right "
+                   "consistency confidence (two inferences per pair). Repeat for several rows.")
 @click.option("--data", default="builtin", show_default=True,
               help="'builtin' (Middlebury Motorcycle with ground truth), an InStereo2K root, a KITTI- or "
                    "Middlebury-style folder, a folder of pairs without ground truth, or a glob of left images.")
