@@ -106,7 +106,7 @@ class Summary:
         stages = ", ".join(f"{k} {v:.1f}" for k, v in self.stage_ms.items())
         return (f"{self.stop_reason}: {self.frames_processed} frames processed of {self.frames_captured} captured, "
                 f"{self.frames_dropped} dropped, in {self.wall_s:.1f} s\n"
-                f"{self.backend}: {self.fps:.2f} FPS, latency mean {self.latency_ms_mean:.1f} ms, "
+                f"{self.backend}: {self.fps:.2f} FPS, capture-to-display latency mean {self.latency_ms_mean:.1f} ms, "
                 f"p99 {self.latency_ms_p99:.1f} ms (per-stage ms: {stages})")
 
 
