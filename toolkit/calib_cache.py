@@ -15,6 +15,9 @@ minor*100 + patch before TensorRT 10, major*10000 + minor*100 + patch from 10 on
 TensorRT ignores a cache whose header names another version. Each entry is a tensor
 name, a colon and a space, then the eight hex digits of the float32 scale's IEEE-754
 bits, most significant byte first. The dynamic range TensorRT applies is scale x 127.
+The header names EntropyCalibration2 whatever method chose the ranges (min/max by
+default): the calibrator that hands the cache to TensorRT (``toolkit.trt.calibrator``) is
+an ``IInt8EntropyCalibrator2``, and TensorRT takes a matching cache's scales as they are.
 
 Runtime module: stays valid on Python 3.8 (JetPack 5).
 """

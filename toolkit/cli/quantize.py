@@ -6,7 +6,8 @@ import click
 @click.option("--calibration", "-c", required=True, type=click.Path(),
               help="Calibration manifest (.json), InStereo2K root, or a folder of stereo pairs.")
 @click.option("--out", type=click.Path(dir_okay=False), help="Output .onnx. Default: MODEL with _fp32 -> _int8.")
-@click.option("--method", type=click.Choice(["entropy", "percentile", "minmax"]), default="entropy", show_default=True)
+@click.option("--method", type=click.Choice(["minmax", "percentile", "entropy"]), default="minmax", show_default=True,
+              help="How activation ranges are chosen; entropy clips tails that this network needs (see the report).")
 @click.option("--n-calib", type=int, help="Calibration pairs. Default: all a manifest lists, else 32.")
 @click.option("--holdout", type=int, help="Held-out pairs for the accuracy check. Default: the manifest's, else 8.")
 @click.option("--max-epe-delta", type=float,
