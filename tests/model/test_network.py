@@ -206,13 +206,3 @@ def test_rejects_zero_iterations():
     left, right = random_pair()
     with pytest.raises(InputError, match="iters=0"):
         model(left, right, iters=0)
-
-
-def test_split_conv_equals_the_convolution_of_the_concatenation():
-    from toolkit.model.update import split_conv
-
-    torch.manual_seed(0)
-    conv = torch.nn.Conv2d(5, 4, 3, padding=1)
-    features, disp = torch.randn(1, 4, 8, 10), torch.rand(1, 1, 8, 10) * 40
-    expected = conv(torch.cat([features, disp], dim=1))
-    assert torch.allclose(split_conv(conv, features, disp), expected, atol=1e-4)

@@ -15,22 +15,3 @@ def test_student_exports_and_matches_pytorch_when_quarter_width_is_not_a_multipl
     save_student(checkpoint, build_student(config, seed=0), config, {"note": "export test"})
     result = export_onnx(checkpoint, out=tmp_path / "student.onnx", size=size)
     assert result.parity.passed and result.parity.max_abs_diff < 1e-2
-
-
-def test_gru_disparity_convolutions_stay_out_of_int8(tmp_path):
-    # The GRU gates read cat([hidden, motion, disparity]); the disparity is convolved apart
-    # (split_conv) so that, as a single-channel input, the quantizer keeps it in float.
-    import onnx
-
-    from toolkit.quantize import head_nodes
-
-    config = StudentConfig(max_disp=64, iters=2)
-    checkpoint = tmp_path / "student.pth"
-    save_student(checkpoint, build_student(config, seed=0), config, {"note": "export test"})
-    result = export_onnx(checkpoint, out=tmp_path / "student.onnx", size=(64, 96), lint_trt=None)
-    model = onnx.load(str(result.path))
-    head = head_nodes(model)
-    gru_convs = [n.name for n in model.graph.node if n.op_type == "Conv" and "/update_block/gru" in n.name]
-    kept = [name for name in gru_convs if name in head]
-    assert len(kept) == 3 * config.iters  # z, r and q per iteration
-    assert len(gru_convs) == 6 * config.iters  # and their feature halves are quantized

@@ -12,12 +12,9 @@ GEOMETRY_GROUPS = 8
 class MotionEncoder(nn.Module):
     """Encode the looked-up geometry features and the current disparity into GRU input.
 
-    The GRU input is ``cat([features, disp])``; the encoder returns the features alone and
-    the GRU takes the disparity as a separate argument (see ``split_conv``).
-
     Args:
         geometry_channels: channels of one lookup (levels * groups * (2r+1)).
-        out_channels: channels of the GRU input; the last one is the disparity itself.
+        out_channels: channels of the output; the last one is the disparity itself.
     """
 
     def __init__(self, geometry_channels: int, out_channels: int):
@@ -29,25 +26,10 @@ class MotionEncoder(nn.Module):
         self.conv = nn.Conv2d(64 + 64, out_channels - 1, 3, padding=1)
 
     def forward(self, disp: torch.Tensor, geometry: torch.Tensor) -> torch.Tensor:
-        """(B, out_channels - 1, H, W) motion features; the GRU appends the disparity itself."""
         cor = F.relu(self.convc2(F.relu(self.convc1(geometry))))
         dsp = F.relu(self.convd2(F.relu(self.convd1(disp))))
-        return F.relu(self.conv(torch.cat([cor, dsp], dim=1)))
-
-
-def split_conv(conv: nn.Conv2d, features: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
-    """``conv(cat([features, last]))`` computed as two convolutions, the weights split along input channels.
-
-    Same result, same parameters (the state dict is unchanged). It matters for INT8: a
-    quantizer gives each convolution input one scale, and in the concatenated tensor the
-    raw disparity (0..max_disp/4) would set it for every feature channel (or be clipped by
-    it). Apart, the disparity convolution reads a single-channel map, which the quantizer
-    keeps in float like every other disparity layer.
-    """
-    weight = conv.weight
-    split = features.shape[1]
-    return (F.conv2d(features, weight[:, :split], conv.bias, padding=conv.padding)
-            + F.conv2d(last, weight[:, split:], None, padding=conv.padding))
+        out = F.relu(self.conv(torch.cat([cor, dsp], dim=1)))
+        return torch.cat([out, disp], dim=1)
 
 
 class ConvGRU(nn.Module):
@@ -59,23 +41,22 @@ class ConvGRU(nn.Module):
         self.convr = nn.Conv2d(hidden_dim + input_dim, hidden_dim, 3, padding=1)
         self.convq = nn.Conv2d(hidden_dim + input_dim, hidden_dim, 3, padding=1)
 
-    def forward(self, h: torch.Tensor, context: torch.Tensor, x: torch.Tensor, disp: torch.Tensor) -> torch.Tensor:
-        """One GRU step on the input ``cat([x, disp])``, the disparity channel convolved apart (``split_conv``).
+    def forward(self, h: torch.Tensor, context: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """One GRU step.
 
         Args:
             h: (B,Hd,H,W) hidden state.
             context: (B,3*Hd,H,W) biases for the z, r and q gates, in that order.
-            x: (B,Ci-1,H,W) input features.
-            disp: (B,1,H,W) the input's last channel, the current disparity.
+            x: (B,Ci,H,W) input.
 
         Returns:
             new hidden state (B,Hd,H,W).
         """
         hidden = h.shape[1]
         hx = torch.cat([h, x], dim=1)
-        z = torch.sigmoid(split_conv(self.convz, hx, disp) + context[:, :hidden])
-        r = torch.sigmoid(split_conv(self.convr, hx, disp) + context[:, hidden:2 * hidden])
-        q = torch.tanh(split_conv(self.convq, torch.cat([r * h, x], dim=1), disp) + context[:, 2 * hidden:])
+        z = torch.sigmoid(self.convz(hx) + context[:, :hidden])
+        r = torch.sigmoid(self.convr(hx) + context[:, hidden:2 * hidden])
+        q = torch.tanh(self.convq(torch.cat([r * h, x], dim=1)) + context[:, 2 * hidden:])
         return (1 - z) * h + z * q
 
 
@@ -108,7 +89,7 @@ class UpdateBlock(nn.Module):
 
     def forward(self, net: torch.Tensor, context: torch.Tensor, geometry: torch.Tensor, disp: torch.Tensor):
         """Returns (new hidden state, disparity update), both at 1/4 resolution."""
-        net = self.gru(net, context, self.encoder(disp, geometry), disp)
+        net = self.gru(net, context, self.encoder(disp, geometry))
         return net, self.disp_head(net)
 
     def mask_features(self, net: torch.Tensor) -> torch.Tensor:
