@@ -30,6 +30,7 @@ N_TEST=${N_TEST:-10}
 REPEATS=${REPEATS:-}
 # INT8 budget vs FP32 (px): the most sensitive layers stay in float until it is met
 MAX_EPE_DELTA=${MAX_EPE_DELTA:-0.2}
+SENSITIVITY_PAIRS=${SENSITIVITY_PAIRS:-2}
 
 # By default 40 train pairs (calibration 32 + held out 8) and 10 test pairs (the benchmark), 480x640,
 # disparities up to 96 px; seeds start far from those the training run draws.
@@ -39,7 +40,7 @@ w('$DATA', n_train_parts=2, pairs_per_part=$(( (N_CALIB + HOLDOUT + 1) / 2 )), n
 fi
 [ -f "$FP32" ] || "$STEREO_TRT" export "$CKPT" --size "$SIZE" --iters "$ITERS" --confidence --out "$FP32"
 [ -f "$INT8" ] || "$STEREO_TRT" quantize "$FP32" -c "$DATA" --n-calib "$N_CALIB" --holdout "$HOLDOUT" --out "$INT8" \
-  --threads "$THREADS" --max-epe-delta "$MAX_EPE_DELTA"
+  --threads "$THREADS" --max-epe-delta "$MAX_EPE_DELTA" --sensitivity-pairs "$SENSITIVITY_PAIRS"
 
 ROWS=(--model "$CKPT" --model "$FP32" --model "$INT8" --model sgbm ${REPEATS:+--repeats "$REPEATS"})
 "$STEREO_TRT" bench "${ROWS[@]}" --data "$DATA" --threads "$THREADS" --out "$OUT/synthetic-instereo2k"
