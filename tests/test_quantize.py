@@ -214,3 +214,31 @@ def test_library_refuses_quantizing_a_quantized_model(tmp_path):
     with pytest.raises(InputError, match="--trt"):
         quantize_onnx(exported_tiny_onnx(), dataset(), tmp_path / "x.onnx", trt_version="7.1")
     assert list(tmp_path.iterdir()) == []
+
+
+class ScriptedEvaluator:
+    """Accuracy as a function of which groups stay in float: EPE falls with group 'a', the
+    confidence ranking recovers only with group 'c' (harmless for EPE)."""
+
+    def accuracy(self, kept, count=None):
+        from toolkit.quantize_eval import Accuracy
+
+        kept = set(kept)
+        return Accuracy(epe=0.1 if "a" in kept else 0.5, bad1=0.0, max_abs_diff=1.0, pairs=2,
+                        confidence_spearman=0.99 if "c" in kept else 0.90)
+
+
+def test_budget_ranks_and_searches_by_epe_and_by_confidence_ranking():
+    from toolkit.quantize_eval import Budget, LayerGroup, rank_sensitivity, search_budget
+
+    evaluator = ScriptedEvaluator()
+    groups = [LayerGroup(name, [name]) for name in "abcd"]
+    everything = set("abcd")
+    quantize_only = lambda nodes: everything - set(nodes)  # noqa: E731 (kept in float: the others)
+    budget = Budget(epe=0.2, spearman=0.95)
+    ranked = rank_sensitivity(groups, quantize_only, evaluator, 2, budget)
+    # quantizing 'a' alone costs 2.5x the EPE budget, 'c' alone 2x the ranking budget
+    assert [item["layer"] for item in ranked[:2]] == ["a", "c"]
+    k, steps = search_budget(ranked, lambda nodes: set(nodes), evaluator, budget)
+    assert k == 2 and steps[-1]["confidence_spearman"] == 0.99
+    assert search_budget(ranked, lambda nodes: set(nodes), evaluator, Budget(epe=0.2))[0] == 1

@@ -35,7 +35,8 @@ from toolkit import onnx_meta, provenance
 from toolkit.calib_cache import DEFAULT_TRT_VERSION, cache_header, write_calibration_cache
 from toolkit.errors import CheckFailed, DependencyError, InputError, ModelError
 from toolkit.quantize_data import CalibrationSplit, load_split
-from toolkit.quantize_eval import Evaluator, layer_groups, measure_speed, rank_sensitivity, search_budget
+from toolkit.quantize_eval import (Budget, Evaluator, describe, layer_groups, measure_speed, rank_sensitivity,
+                                   search_budget)
 
 METHODS = ("entropy", "percentile", "minmax")
 # Default: min/max ranges. On the trained student (128x256, 4 iterations, 6 calibration and
@@ -46,6 +47,8 @@ METHODS = ("entropy", "percentile", "minmax")
 DEFAULT_METHOD = "minmax"
 CALIBRATION_METHODS = {"entropy": "Entropy", "percentile": "Percentile", "minmax": "MinMax"}
 TARGETS = ("trt", "cpu")
+# With --max-epe-delta, a model with a confidence output must also keep its ranking (issue 8).
+MIN_CONFIDENCE_SPEARMAN = 0.95
 TRT_OP_TYPES = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 SHAPE_ONLY_OPS = frozenset({"Reshape", "Squeeze", "Unsqueeze", "Transpose", "Flatten", "Identity"})
 
@@ -129,8 +132,9 @@ def quantize_onnx(
         method: "minmax" (default), "percentile" or "entropy" calibration (see ``DEFAULT_METHOD``).
         n_calib: calibration pairs (None: all a manifest lists, else 32).
         holdout: held-out pairs for accuracy (None: all a manifest lists, else 8); at least 1.
-        max_epe_delta: EPE budget vs FP32 in pixels; when the full INT8 model exceeds it, keep the
-            most sensitive layers in float until it is met. None: report only.
+        max_epe_delta: EPE budget vs FP32 in pixels; when the full INT8 model exceeds it (or, with
+            a confidence output, its Spearman vs FP32 falls below ``MIN_CONFIDENCE_SPEARMAN``),
+            keep the most harmful layers in float until both hold. None: report only.
         target: "trt" (TensorRT Q/DQ rules) or "cpu" (ONNX Runtime's uint8 placement).
         trt_version: TensorRT version written into the calibration cache header (8.5.2, 10.3.0 ...).
         cache: calibration cache path; None -> ``calibration/<out stem>.cache`` (TensorRT target only).
@@ -261,13 +265,16 @@ class Quantizer:
         full_path = self.build(exclude=[])
         self.lint(full_path)  # the rules hold for the full model before any time goes into measuring it
         full = evaluator.accuracy(full_path)
-        ranked = "" if full.confidence_spearman is None else f", confidence Spearman {full.confidence_spearman:.4f}"
-        self.say(f"INT8 vs FP32 on {full.pairs} held-out pair(s): EPE {full.epe:.4f} px, bad-1 {full.bad1:.3%}{ranked}")
+        self.say(f"INT8 vs FP32 on {full.pairs} held-out pair(s): {describe(full)}, bad-1 {full.bad1:.3%}")
         final_path, accuracy, sensitivity, search, kept = full_path, full, None, None, []
-        budget = self.options.max_epe_delta
-        if budget is not None and full.epe > budget:
+        budget = None
+        if self.options.max_epe_delta is not None:
+            spearman = MIN_CONFIDENCE_SPEARMAN if full.confidence_spearman is not None else None
+            budget = Budget(self.options.max_epe_delta, spearman)
+        if budget is not None and not budget.met_by(full):
             groups = layer_groups(self.model, self.options.op_types or TRT_OP_TYPES, set(self.head))
-            sensitivity = rank_sensitivity(groups, self.only, evaluator, self.options.sensitivity_pairs, self.say)
+            sensitivity = rank_sensitivity(groups, self.only, evaluator, self.options.sensitivity_pairs, budget,
+                                           self.say)
             k, search = search_budget(sensitivity, self.without, evaluator, budget, self.say)
             kept = sensitivity[:k]
             final_path = self.without([node for item in kept for node in item["nodes"]])

@@ -140,48 +140,83 @@ def onnx_bytes(tensor) -> bytes:
     return numpy_helper.to_array(tensor).tobytes()
 
 
+@dataclass(frozen=True)
+class Budget:
+    """What a quantized model must keep: EPE vs FP32, and the confidence's ranking when it has one.
+
+    Attributes:
+        epe: largest EPE vs FP32 in px.
+        spearman: smallest per-pair Spearman of the confidence vs FP32's, or None (no confidence output).
+    """
+
+    epe: float
+    spearman: float | None = None
+
+    def shortfall(self, accuracy: Accuracy) -> float:
+        """How far ``accuracy`` is from the budget, as a multiple of it; <= 1 meets it.
+
+        max(EPE / budget, (1 - rho) / (1 - rho_min)): one number that ranks layers by whichever
+        of the two they hurt more, relative to what is allowed.
+        """
+        ratios = [accuracy.epe / self.epe]
+        if self.spearman is not None and accuracy.confidence_spearman is not None:
+            ratios.append((1.0 - accuracy.confidence_spearman) / max(1.0 - self.spearman, 1e-9))
+        return max(ratios)
+
+    def met_by(self, accuracy: Accuracy) -> bool:
+        return self.shortfall(accuracy) <= 1.0
+
+
+def describe(accuracy: Accuracy) -> str:
+    ranked = "" if accuracy.confidence_spearman is None else f", confidence Spearman {accuracy.confidence_spearman:.4f}"
+    return f"EPE {accuracy.epe:.4f} px{ranked}"
+
+
 def rank_sensitivity(groups: list[LayerGroup], quantize_only: Callable, evaluator: Evaluator, pairs: int,
-                     on_progress: Callable | None = None) -> list[dict]:
-    """Quantize each group alone and measure its EPE vs FP32 on ``pairs`` held-out pairs; most sensitive first.
+                     budget: Budget, on_progress: Callable | None = None) -> list[dict]:
+    """Quantize each group alone and measure it vs FP32 on ``pairs`` held-out pairs; most harmful first.
 
     Args:
         groups: the quantizable layer groups.
         quantize_only: nodes -> path of a model with only those nodes quantized.
         evaluator: held-out comparison against FP32.
         pairs: how many held-out pairs each measurement uses.
+        budget: orders the groups by ``budget.shortfall`` (EPE, and the confidence ranking when there is one).
         on_progress: optional callback(message).
     """
     ranked = []
     for index, group in enumerate(groups, start=1):
         accuracy = evaluator.accuracy(quantize_only(group.nodes), pairs)
-        ranked.append({"layer": group.name, "nodes": group.nodes, "epe": accuracy.epe, "bad1": accuracy.bad1})
+        ranked.append({"layer": group.name, "nodes": group.nodes, "epe": accuracy.epe, "bad1": accuracy.bad1,
+                       "confidence_spearman": accuracy.confidence_spearman, "shortfall": budget.shortfall(accuracy)})
         if on_progress:
-            on_progress(f"sensitivity {index}/{len(groups)}: {group.name} EPE {accuracy.epe:.4f} px")
-    return sorted(ranked, key=lambda item: item["epe"], reverse=True)
+            on_progress(f"sensitivity {index}/{len(groups)}: {group.name} {describe(accuracy)}")
+    return sorted(ranked, key=lambda item: item["shortfall"], reverse=True)
 
 
-def search_budget(ranked: list[dict], quantize_without: Callable, evaluator: Evaluator, budget: float,
+def search_budget(ranked: list[dict], quantize_without: Callable, evaluator: Evaluator, budget: Budget,
                   on_progress: Callable | None = None) -> tuple[int, list[dict]]:
-    """Smallest k such that keeping the k most sensitive groups in float meets ``budget`` (EPE vs FP32).
+    """Smallest k such that keeping the k most harmful groups in float meets ``budget``.
 
     Doubles k until the budget is met, then bisects between the last miss and the first hit.
     Sensitivities do not add up exactly, so every step is measured on all held-out pairs.
 
     Returns:
-        (k, steps measured: [{"kept_float": k, "epe": ..., "bad1": ...}]).
+        (k, steps measured: [{"kept_float": k, "epe": ..., "bad1": ..., "confidence_spearman": ...}]).
     """
-    measured: dict[int, float] = {}
+    measured: dict[int, bool] = {}
     steps = []
 
     def meets(k: int) -> bool:
         if k not in measured:
             nodes = [node for item in ranked[:k] for node in item["nodes"]]
             accuracy = evaluator.accuracy(quantize_without(nodes))
-            measured[k] = accuracy.epe
-            steps.append({"kept_float": k, "epe": accuracy.epe, "bad1": accuracy.bad1})
+            measured[k] = budget.met_by(accuracy)
+            steps.append({"kept_float": k, "epe": accuracy.epe, "bad1": accuracy.bad1,
+                          "confidence_spearman": accuracy.confidence_spearman})
             if on_progress:
-                on_progress(f"budget search: {k} layer group(s) in float -> EPE {accuracy.epe:.4f} px")
-        return measured[k] <= budget
+                on_progress(f"budget search: {k} layer group(s) in float -> {describe(accuracy)}")
+        return measured[k]
 
     low, high = 0, 1
     while high < len(ranked) and not meets(high):

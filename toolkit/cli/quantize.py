@@ -11,7 +11,8 @@ import click
 @click.option("--n-calib", type=int, help="Calibration pairs. Default: all a manifest lists, else 32.")
 @click.option("--holdout", type=int, help="Held-out pairs for the accuracy check. Default: the manifest's, else 8.")
 @click.option("--max-epe-delta", type=float,
-              help="EPE budget vs FP32 in px: keep the most sensitive layers in float until it is met.")
+              help="EPE budget vs FP32 in px: keep the most sensitive layers in float until it is met "
+                   "(and, for a model with a confidence output, its Spearman vs FP32 >= 0.95).")
 @click.option("--sensitivity-pairs", type=click.IntRange(1), default=2, show_default=True,
               help="Held-out pairs each layer group is measured on in the --max-epe-delta search.")
 @click.option("--target", type=click.Choice(["trt", "cpu"]), default="trt", show_default=True,
