@@ -113,6 +113,11 @@ class LRCheckRunner(Runner):
         return {"disparity": left_view, "confidence": confidence[None, None]}
 
 
+def with_lr_check(runner: Runner, enabled: bool) -> Runner:
+    """``runner`` itself, or wrapped in ``LRCheckRunner`` when ``enabled`` (--lr-check, ``MODEL+lr``)."""
+    return LRCheckRunner(runner) if enabled else runner
+
+
 def mask_unconfident(disparity: np.ndarray, confidence: np.ndarray | None,
                      min_confidence: float | None) -> np.ndarray:
     """Disparity with pixels below ``min_confidence`` set to 0 (invalid); unchanged without a threshold.

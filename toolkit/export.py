@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import inspect
 import io
 import logging
 import os
@@ -298,7 +297,9 @@ def fixed_iterations(model, iters: int, confidence: bool = False):
     """The export wrapper: ``forward(left, right) -> disparity`` (or ``(disparity, confidence)``)
     with the iteration count baked in."""
     torch = import_torch()
-    if confidence and "confidence" not in inspect.signature(model.forward).parameters:
+    from toolkit.model.confidence import accepts_confidence
+
+    if confidence and not accepts_confidence(model):
         raise InputError("--confidence: this model's forward takes no confidence argument; "
                          "only the RT-IGEV student has a confidence output")
 

@@ -279,7 +279,8 @@ class Quantizer:
             kept = sensitivity[:k]
             final_path = self.without([node for item in kept for node in item["nodes"]])
             accuracy = evaluator.accuracy(final_path)
-        error = np.abs(evaluator.predict(final_path, 1)[0][0] - evaluator.reference[0])
+        disparities, _ = evaluator.predict(final_path, 1)
+        error = np.abs(disparities[0] - evaluator.reference[0])
         speed = self.time(final_path)
         findings = self.lint(final_path)
         return Outcome(final_path, accuracy, full, self.head, sensitivity, search, kept, speed, error, findings,

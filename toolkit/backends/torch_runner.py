@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import os
 from pathlib import Path
 
@@ -75,13 +74,15 @@ class TorchRunner(Runner):
 
     def activate_impl(self) -> None:
         torch = import_torch()
+        from toolkit.model.confidence import accepts_confidence
+
         if self.threads:
             torch.set_num_threads(self.threads)
         if isinstance(self.source, (str, os.PathLike)):
             self.model, self.config, self.info = load_checkpoint(Path(self.source), self.max_disp, self.device)
         else:
             self.model = self.source.to(self.device).eval()
-        self.with_confidence = "confidence" in inspect.signature(self.model.forward).parameters
+        self.with_confidence = accepts_confidence(self.model)
         self.torch = torch
 
     def deactivate_impl(self) -> None:

@@ -29,6 +29,7 @@ import numpy as np
 from toolkit.bench import memory, metrics, models
 from toolkit.bench.datasets import BenchData, load_bench_data, read_ground_truth
 from toolkit.bench.timing import latency_stats, interleaved_order
+from toolkit.confidence import LRCheckRunner
 from toolkit.data import io
 from toolkit.errors import DependencyError, InputError
 
@@ -427,7 +428,7 @@ def _score_rank_agreement(row: _Row, prediction, ref_prediction) -> None:
     exported or quantized, must keep its ranking (SGBM and LR-checked rows are other estimators)."""
     if prediction.confidence is None or ref_prediction.confidence is None:
         return
-    if row.info.backend == "sgbm" or row.info.label.endswith(models.LR_SUFFIX):
+    if row.info.backend == "sgbm" or isinstance(row.runner, LRCheckRunner):
         return
     row.rank_agreement.append(metrics.spearman(prediction.confidence, ref_prediction.confidence))
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from toolkit.confidence import LR_SUFFIX
+from toolkit.confidence import LR_SUFFIX, with_lr_check
 from toolkit.errors import InputError
 
 SGBM_SPEC = "sgbm"
@@ -134,11 +134,7 @@ def create_runner(spec: str, options: dict):
         from toolkit.backends import open_runner
 
         runner = open_runner(base, **options)
-    if not lr:
-        return runner
-    from toolkit.confidence import LRCheckRunner
-
-    return LRCheckRunner(runner)
+    return with_lr_check(runner, lr)
 
 
 def fit_size(runner, spec: str, input_hw: tuple | None):

@@ -30,6 +30,7 @@ def command(inputs, model, iters, max_disp, size_text, device, focal, baseline, 
     """
     from toolkit import predict
     from toolkit.backends import open_runner
+    from toolkit.confidence import with_lr_check
     from toolkit.paths import resolve_checkpoint
     from toolkit.preprocess import parse_size
 
@@ -37,11 +38,7 @@ def command(inputs, model, iters, max_disp, size_text, device, focal, baseline, 
     named_pairs = _named_pairs(inputs)
     model_path = resolve_checkpoint(model)
     runner = open_runner(model_path, iters=iters, max_disp=max_disp, device=device, size=size)
-    if lr_check:
-        from toolkit.confidence import LRCheckRunner
-
-        runner = LRCheckRunner(runner)
-    with runner:
+    with with_lr_check(runner, lr_check) as runner:
         outputs = predict.predict_pairs(
             runner, named_pairs, out_dir, focal, baseline, min_confidence=min_confidence,
             on_pair=lambda o: click.echo(f"{o.name}: {o.infer_ms:.0f} ms -> {o.files[0].parent}/{o.name}_disp.*"),

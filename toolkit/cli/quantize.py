@@ -24,8 +24,8 @@ import click
 @click.option("--seed", type=int, default=0, show_default=True, help="Pair sampling seed (folders, InStereo2K roots).")
 @click.option("--threads", type=int, help="ONNX Runtime threads for evaluation and timing.")
 @click.option("--speed-runs", type=int, default=3, show_default=True, help="Timed runs per model (0 skips timing).")
-def command(model, calibration, out, method, n_calib, holdout, max_epe_delta, sensitivity_pairs, target, trt_version, cache, percentile,
-            seed, threads, speed_runs):
+def command(model, calibration, out, method, n_calib, holdout, max_epe_delta, sensitivity_pairs, target, trt_version,
+            cache, percentile, seed, threads, speed_runs):
     """Quantize an exported FP32 ONNX model to INT8 Q/DQ, calibrated on stereo pairs.
 
     Calibration pairs go through the same preprocessing as inference. Writes the Q/DQ

@@ -21,11 +21,18 @@ ops every TensorRT version runs.
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 import torch.nn.functional as F
 
 # Half-width of the triangular window, in 1/4-resolution disparity planes.
 WINDOW_PLANES = 2.0
+
+
+def accepts_confidence(model) -> bool:
+    """Whether ``model``'s forward takes ``confidence=`` (the student does; stand-ins may not)."""
+    return "confidence" in inspect.signature(model.forward).parameters
 
 
 def probability_mass(prob: torch.Tensor, disp: torch.Tensor, window: float = WINDOW_PLANES) -> torch.Tensor:

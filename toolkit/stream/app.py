@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
+from toolkit.confidence import with_lr_check
 from toolkit.errors import InputError
 from toolkit.stream import display, loop, sources
 from toolkit.stream.rectify import DepthConverter, Rectifier, load_calibration
@@ -117,23 +118,14 @@ def build_runner(config: RunConfig):
             raise InputError("--backend sgbm takes no --model or --size (it matches the frames as they come)")
         from toolkit.backends.sgbm import SGBMRunner
 
-        return with_lr_check(SGBMRunner(max_disp=config.max_disp or 128), config)
+        return with_lr_check(SGBMRunner(max_disp=config.max_disp or 128), config.lr_check)
     if not config.model:
         raise InputError("give --model (a TensorRT .engine, an .onnx or a .pth checkpoint), "
                          "or --backend sgbm to run without a network")
     from toolkit.backends import open_runner
 
     runner = open_runner(config.model, config.backend, size=size, max_disp=config.max_disp, threads=config.threads)
-    return with_lr_check(runner, config)
-
-
-def with_lr_check(runner, config: RunConfig):
-    """``runner`` itself, or wrapped in ``LRCheckRunner`` when --lr-check asks for it (two inferences a frame)."""
-    if not config.lr_check:
-        return runner
-    from toolkit.confidence import LRCheckRunner
-
-    return LRCheckRunner(runner)
+    return with_lr_check(runner, config.lr_check)
 
 
 def wants_window(config: RunConfig) -> bool:
