@@ -213,6 +213,26 @@ def test_implicit_int8_with_entropy_calibration():
     assert header.endswith("EntropyCalibration2") and "left" in scales
 
 
+@needs_weights
+def test_a_pair_that_fails_to_decode_stops_the_build_instead_of_shortening_calibration(tmp_path):
+    # TensorRT's calibrator trampoline only prints an exception raised in get_batch and reads
+    # it as "no more batches"; the build must fail with the decoding error instead.
+    if not supports(trt_version(), "int8_calibrator"):
+        pytest.skip(f"TensorRT {trt_version()} removed implicit INT8 calibration")
+    from toolkit.data.pairs import StereoPair
+    from toolkit.errors import InputError
+
+    good = calibration_pairs()
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    pairs = good[:2] + (StereoPair("broken", broken, good[0].right),) + good[2:]
+    out = tmp_path / "never.engine"
+    with pytest.raises(InputError, match="broken.png: not a readable image"):
+        build_engine(exported("fp32"), precision="int8", out=out, calibration=pairs, calib_cache=tmp_path / "never.cache",
+                     workspace_mb=2048, engines_dir=tmp_path, reuse_timing_cache=False)
+    assert not out.exists() and not (tmp_path / "never.cache").exists()
+
+
 @functools.lru_cache(maxsize=None)
 def qdq_onnx() -> Path:
     """A TensorRT-style Q/DQ model made independently with ONNX Runtime's quantizer: symmetric

@@ -331,6 +331,7 @@ def build_and_write(trt, cuda, config, meta, plan, profiles, paths, identity, re
     finally:
         if calibrator is not None:
             calibrator.free()
+            calibrator.raise_error()
     seconds = time.perf_counter() - start
     del monitor, parser
     if paths.timing_cache is not None:
@@ -494,7 +495,8 @@ def attach_timing_cache(builder_config, path: Path, on_progress) -> None:
     """Load the device's timing cache (or start one): later builds skip most kernel timing."""
     data = path.read_bytes() if path.is_file() else b""
     cache = builder_config.create_timing_cache(data)
-    if not builder_config.set_timing_cache(cache, False):
+    # set_timing_cache takes a reference: a None (unreadable blob) must not reach it.
+    if cache is None or not builder_config.set_timing_cache(cache, False):
         on_progress(f"{path} does not match this device; starting a new timing cache there")
         builder_config.set_timing_cache(builder_config.create_timing_cache(b""), False)
     elif data:

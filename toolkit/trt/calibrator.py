@@ -34,29 +34,38 @@ def create_entropy_calibrator(trt, feeds: Iterable[dict], cuda, cache_path: str 
         on_batch: called with the running batch count, for progress.
 
     Returns:
-        An ``IInt8EntropyCalibrator2`` instance; call its ``free()`` after the build.
+        An ``IInt8EntropyCalibrator2`` instance; after the build call its ``free()``, then
+        ``raise_error()``.
     """
 
     class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
+        # TensorRT's Python trampoline catches any exception raised in these callbacks, prints
+        # it and reads it as "no more batches" / "no cache": a bad pair would silently cut
+        # calibration short. Each callback therefore keeps its first exception in ``error``
+        # and ``raise_error()`` re-raises it once the build returns.
         def __init__(self):
             # pybind11 trampolines need the base initialised explicitly.
             trt.IInt8EntropyCalibrator2.__init__(self)
             self.batches = iter(feeds)
             self.buffers = {}
             self.count = 0
+            self.error = None
 
         def get_batch_size(self):
             return 1
 
         def get_batch(self, names):
             try:
-                feed = next(self.batches)
-            except StopIteration:
+                feed = next(self.batches, None)
+                if feed is None:
+                    return None
+                self.count += 1
+                if on_batch is not None:
+                    on_batch(self.count)
+                return [self.upload(name, feed[name]) for name in names]
+            except Exception as exc:
+                self.error = self.error or exc
                 return None
-            self.count += 1
-            if on_batch is not None:
-                on_batch(self.count)
-            return [self.upload(name, feed[name]) for name in names]
 
         def upload(self, name, array):
             array = np.ascontiguousarray(array, dtype=np.float32)
@@ -69,15 +78,26 @@ def create_entropy_calibrator(trt, feeds: Iterable[dict], cuda, cache_path: str 
             return buffer.ptr
 
         def read_calibration_cache(self):
-            if read_cache and cache_path is not None and Path(cache_path).is_file():
-                return Path(cache_path).read_bytes()
+            try:
+                if read_cache and cache_path is not None and Path(cache_path).is_file():
+                    return Path(cache_path).read_bytes()
+            except Exception as exc:
+                self.error = self.error or exc
             return None
 
         def write_calibration_cache(self, cache):
-            if cache_path is None:
-                return
-            with atomic_path(cache_path) as tmp:
-                tmp.write_bytes(bytes(cache))
+            if cache_path is None or self.error is not None:
+                return  # a cache from a calibration cut short by an error must not be kept
+            try:
+                with atomic_path(cache_path) as tmp:
+                    tmp.write_bytes(bytes(cache))
+            except Exception as exc:
+                self.error = self.error or exc
+
+        def raise_error(self):
+            """Re-raise the first exception a callback met (TensorRT itself only printed it)."""
+            if self.error is not None:
+                raise self.error
 
         def free(self):
             for buffer in self.buffers.values():

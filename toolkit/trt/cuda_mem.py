@@ -191,7 +191,10 @@ class CudaPythonBackend:
         try:
             enqueue()
         except BaseException:
-            self.rt.cudaStreamEndCapture(stream.obj)  # close the capture so the stream stays usable
+            # close the capture so the stream stays usable, and free what it recorded
+            _, partial = self.rt.cudaStreamEndCapture(stream.obj)
+            if partial:
+                self.rt.cudaGraphDestroy(partial)
             raise
         graph = self.call("cudaStreamEndCapture", stream.obj)
         # cudaGraphInstantiateWithFlags(graph, flags) exists with this signature from CUDA 11.4 on.

@@ -184,7 +184,8 @@ class EngineSession:
             raise ModelError(f"{self.engine_path}: built for {fixed[0]}x{fixed[1]} input, got {shape[2]}x{shape[3]}")
         for name in self.tensor_names():
             self.bindings[name] = self.allocate(name)
-            self.context.set_tensor_address(name, self.bindings[name].device.ptr)
+            if not self.context.set_tensor_address(name, self.bindings[name].device.ptr):
+                raise ModelError(f"{self.engine_path}: TensorRT refused the device buffer for '{name}'")
         self.shape = shape
 
     def allocate(self, name: str) -> Binding:
