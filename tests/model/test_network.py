@@ -165,7 +165,7 @@ def test_context_upsample_matches_unfold_definition():
     weights = torch.softmax(torch.randn(2, 9, 20, 24, generator=generator), dim=1)
     neighbours = F.unfold(disp, 3, 1, 1).reshape(2, 9, 5, 6)
     expected = (F.interpolate(neighbours, (20, 24), mode="nearest") * weights).sum(dim=1, keepdim=True)
-    assert torch.allclose(context_upsample(disp, weights), expected, atol=1e-6)
+    assert torch.allclose(context_upsample(disp, weights.permute(0, 2, 3, 1)), expected, atol=1e-6)
 
 
 class CallCounter(TorchFunctionMode):

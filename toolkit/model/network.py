@@ -54,6 +54,17 @@ def _tracing() -> bool:
     return torch.jit.is_tracing() or bool(compiler is not None and getattr(compiler, "is_compiling", lambda: False)())
 
 
+def tap_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """Convex-upsampling weights: (B,9,H,W) logits -> (B,H,W,9) softmax over the 3x3 taps.
+
+    The taps go last before the softmax and stay there (``context_upsample`` reads them in that
+    layout): ONNX Runtime's CPU Softmax on a non-last axis is several times slower, and its
+    graph optimiser folds a Transpose -> Softmax -> Transpose sandwich back into exactly that
+    (benchmarks/ort_vs_torch.md).
+    """
+    return F.softmax(logits.permute(0, 2, 3, 1), dim=-1)
+
+
 def normalize_image(image: torch.Tensor) -> torch.Tensor:
     """RGB 0..255 -> -1..1."""
     return 2.0 * (image / 255.0) - 1.0
@@ -149,14 +160,14 @@ class RTIGEVStereo(nn.Module):
         return Encoded(geo_volume, prob, init_disp, net, context, features_left[0], stem_2)
 
     def upsample_weights(self, net: torch.Tensor, stem_2: torch.Tensor) -> torch.Tensor:
-        """Convex-upsampling weights (B,9,H,W) from the GRU state and the 1/2 stem."""
+        """Convex-upsampling weights (B,H,W,9) from the GRU state and the 1/2 stem."""
         mask_feat = self.update_block.mask_features(net)
-        return F.softmax(self.spx_gru(self.spx_2_gru(mask_feat, stem_2)), dim=1)
+        return tap_softmax(self.spx_gru(self.spx_2_gru(mask_feat, stem_2)))
 
     def upsample_initial(self, encoded: Encoded) -> torch.Tensor:
         """Full-resolution initial disparity (training supervision), with weights from image features."""
         weights = self.spx(self.spx_2(self.spx_4(encoded.features_4), encoded.stem_2))
-        return context_upsample(encoded.init_disp * 4.0, F.softmax(weights, dim=1))
+        return context_upsample(encoded.init_disp * 4.0, tap_softmax(weights))
 
     def forward(self, left: torch.Tensor, right: torch.Tensor, iters: int | None = None, confidence: bool = False):
         """Estimate left-view disparity (x_right = x_left - d).

@@ -102,17 +102,18 @@ def context_upsample(disp: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 
     Equivalent to unfolding the 3x3 neighbourhoods (zero-padded) and repeating them 4x4
     (nearest), but built from a fixed one-hot 3x3 convolution and reshapes, which export to
-    plain Conv/Reshape/Mul/ReduceSum (no Im2Col, no Resize).
+    plain Conv/Reshape/Transpose/Mul/ReduceSum (no Im2Col, no Resize).
 
     Args:
         disp: (B,1,h,w) coarse disparity, already scaled to fine pixels.
-        weights: (B,9,4h,4w) softmax weights over the 3x3 neighbourhood (row-major taps).
+        weights: (B,4h,4w,9) softmax weights over the 3x3 neighbourhood (row-major taps), taps
+            last (see ``network.tap_softmax``).
 
     Returns:
         (B,1,4h,4w) disparity.
     """
     batch, _, height, width = disp.shape
     taps = torch.eye(9, dtype=disp.dtype, device=disp.device).view(9, 1, 3, 3)
-    neighbours = F.conv2d(disp, taps, padding=1).view(batch, 9, height, 1, width, 1)
-    weights = weights.view(batch, 9, height, 4, width, 4)
-    return (neighbours * weights).sum(dim=1).reshape(batch, 1, height * 4, width * 4)
+    neighbours = F.conv2d(disp, taps, padding=1).permute(0, 2, 3, 1).reshape(batch, height, 1, width, 1, 9)
+    weights = weights.reshape(batch, height, 4, width, 4, 9)
+    return (neighbours * weights).sum(dim=-1).reshape(batch, 1, height * 4, width * 4)
