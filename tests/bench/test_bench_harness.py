@@ -72,7 +72,8 @@ def test_markdown_has_one_row_per_model(bench_run):
     rows = summary_rows(markdown)
     assert [row[0] for row in rows] == ["`tiny_64x96_it2_fp32.onnx`", "`sgbm`"]
     assert rows[0][1:3] == ["ONNX Runtime", "FP32"]
-    assert all(len(row) == 11 for row in rows)
+    assert all(len(row) == 12 for row in rows)
+    assert [row[10] for row in rows] == ["–", "–"]  # no PyTorch reference row in this run
     for plot in ("plots/latency_cdf.png", "plots/speed_vs_epe.png", "plots/errors_sgbm.png"):
         assert f"]({plot})" in markdown
 
@@ -234,3 +235,7 @@ def test_an_exported_confidence_is_ranked_like_the_pytorch_reference(instereo2k,
     assert rows["student.pth"]["confidence"]["spearman_vs_reference"] is None  # the reference itself
     assert rows["sgbm"]["confidence"]["spearman_vs_reference"] is None  # another estimator
     assert "Spearman vs ref" in (tmp_path / "out" / "report.md").read_text()
+    speed = {row[0]: row[10] for row in summary_rows((tmp_path / "out" / "report.md").read_text())}
+    reference_ms = rows["student.pth"]["latency"]["mean"]
+    assert speed["`student.pth`"] == "1.00x"
+    assert speed["`sgbm`"] == f"{reference_ms / rows['sgbm']['latency']['mean']:.2f}x"

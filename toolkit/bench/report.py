@@ -126,16 +126,36 @@ def _precision(row: dict) -> str:
     return "classical" if row["info"]["backend"] == "sgbm" else str(row["precision"]).upper()
 
 
-def summary_table(rows: list) -> str:
+def summary_table(rows: list, reference: dict | None) -> str:
     """The headline table: one row per model/precision."""
     header = ["Model", "Backend", "Precision", "Size (MB)", "EPE vs ref (px)", "EPE vs GT (px)", "D1 (%)",
-              "p50 (ms)", "p99 (ms)", "FPS", "End-to-end FPS"]
+              "p50 (ms)", "p99 (ms)", "FPS", "Speed vs ref", "End-to-end FPS"]
+    reference_row = find_reference_row(rows, reference)
     lines = [[f"`{row['info']['label']}`", BACKEND_TITLES.get(row["info"]["backend"], row["info"]["backend"]),
               _precision(row), fmt(row["info"]["size_mb"], 1), fmt_px(_get(row, "vs_reference", "epe")),
               fmt_px(_get(row, "vs_ground_truth", "epe")), fmt(_get(row, "vs_ground_truth", "d1")),
               fmt_ms(row["latency"]["p50"]), fmt_ms(row["latency"]["p99"]), fmt(row["latency"]["fps"]),
-              fmt(row["end_to_end"]["fps"])] for row in rows]
-    return _table(header, lines, ["l", "l", "l"] + ["r"] * 8)
+              fmt_speedup(speed_vs(row, reference_row)), fmt(row["end_to_end"]["fps"])] for row in rows]
+    return _table(header, lines, ["l", "l", "l"] + ["r"] * 9)
+
+
+def find_reference_row(rows: list, reference: dict | None) -> dict | None:
+    """The row that runs the PyTorch reference itself, if the run has one."""
+    if not reference or not reference.get("is_row"):
+        return None
+    return next((row for row in rows if row["info"]["backend"] == "torch"
+                 and row["info"].get("path") == reference["checkpoint"]), None)
+
+
+def speed_vs(row: dict, reference_row: dict | None) -> float | None:
+    """The reference row's mean backend latency over this row's: 1.25 = 25 % more frames per second."""
+    if reference_row is None or not row["latency"]["mean"]:
+        return None
+    return reference_row["latency"]["mean"] / row["latency"]["mean"]
+
+
+def fmt_speedup(value) -> str:
+    return MISSING if value is None else f"{value:.2f}x"
 
 
 def latency_table(rows: list) -> str:
@@ -240,9 +260,10 @@ def render_markdown(report, figures: dict) -> str:
         + (f", split {data['split']}" if data.get("split") else "") + f"; {data.get('with_ground_truth')} with ground truth), "
         f"network input {size}, {report.passes} timed pass(es) after {config['warmup']} warm-up call(s) per model, "
         f"models interleaved pair by pair. " + _reference_sentence(report.reference),
-        summary_table(rows),
+        summary_table(rows, report.reference),
         "p50/p99/FPS: backend inference alone (each runner's own timing, device synchronised); end-to-end FPS "
-        "adds decoding the PNGs, preprocessing and postprocessing. FPS = 1000 / mean latency. EPE and D1 "
+        "adds decoding the PNGs, preprocessing and postprocessing. FPS = 1000 / mean latency; speed vs ref: the "
+        "PyTorch reference row's mean latency over this row's, both from the same interleaved passes. EPE and D1 "
         "(KITTI: error > 3 px and > 5 %) are over all valid pixels, averaged over pairs; "
         f"{MISSING} means nothing to compare with.",
         "## Latency (ms)", latency_table(rows),
