@@ -239,3 +239,10 @@ def test_an_exported_confidence_is_ranked_like_the_pytorch_reference(instereo2k,
     reference_ms = rows["student.pth"]["latency"]["mean"]
     assert speed["`student.pth`"] == "1.00x"
     assert speed["`sgbm`"] == f"{reference_ms / rows['sgbm']['latency']['mean']:.2f}x"
+    markdown = (tmp_path / "out" / "report.md").read_text()
+    latency = summary_rows(markdown[markdown.index("## Latency"):])
+    ratios = sorted(r / s for r, s in zip(rows["student.pth"]["samples"]["backend_ms"],
+                                          rows["sgbm"]["samples"]["backend_ms"]))
+    paired = {row[0]: row[-1] for row in latency}
+    assert paired["`student.pth`"] == "1.00x"
+    assert paired["`sgbm`"] == f"{(ratios[len(ratios) // 2] + ratios[(len(ratios) - 1) // 2]) / 2:.2f}x"

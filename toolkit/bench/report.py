@@ -154,18 +154,37 @@ def speed_vs(row: dict, reference_row: dict | None) -> float | None:
     return reference_row["latency"]["mean"] / row["latency"]["mean"]
 
 
+def paired_speed_vs(row: dict, reference_row: dict | None) -> float | None:
+    """Median over calls of reference time / this row's time for the same pair and pass.
+
+    Rows are timed interleaved, so the i-th samples of two rows saw the same pair moments
+    apart: the per-call ratio cancels slow drifts of a shared machine that a ratio of means
+    keeps.
+    """
+    if reference_row is None:
+        return None
+    pairs = list(zip(reference_row["samples"]["backend_ms"], row["samples"]["backend_ms"]))
+    if not pairs or len(pairs) != len(row["samples"]["backend_ms"]):
+        return None
+    ratios = sorted(ref / own for ref, own in pairs if own > 0)
+    middle = len(ratios) // 2
+    return ratios[middle] if len(ratios) % 2 else (ratios[middle - 1] + ratios[middle]) / 2
+
+
 def fmt_speedup(value) -> str:
     return MISSING if value is None else f"{value:.2f}x"
 
 
-def latency_table(rows: list) -> str:
+def latency_table(rows: list, reference: dict | None) -> str:
     header = ["Model", "min", "mean", "p50", "p90", "p99", "max", "E2E p50", "E2E p90", "E2E p99", "decode",
-              "calls"]
+              "calls", "paired speed vs ref"]
+    reference_row = find_reference_row(rows, reference)
     lines = []
     for row in rows:
         lat, e2e = row["latency"], row["end_to_end"]
         lines.append([f"`{row['info']['label']}`"] + [fmt_ms(lat[k]) for k in ("min", "mean", "p50", "p90", "p99", "max")]
-                     + [fmt_ms(e2e[k]) for k in ("p50", "p90", "p99")] + [fmt_ms(row["decode_ms"]), lat["count"]])
+                     + [fmt_ms(e2e[k]) for k in ("p50", "p90", "p99")] + [fmt_ms(row["decode_ms"]), lat["count"],
+                                                                       fmt_speedup(paired_speed_vs(row, reference_row))])
     return _table(header, lines)
 
 
@@ -266,7 +285,7 @@ def render_markdown(report, figures: dict) -> str:
         "PyTorch reference row's mean latency over this row's, both from the same interleaved passes. EPE and D1 "
         "(KITTI: error > 3 px and > 5 %) are over all valid pixels, averaged over pairs; "
         f"{MISSING} means nothing to compare with.",
-        "## Latency (ms)", latency_table(rows),
+        "## Latency (ms)", latency_table(rows, report.reference),
     ]
     if any(row.get("vs_reference") for row in rows):
         name = Path(report.reference["checkpoint"]).name
