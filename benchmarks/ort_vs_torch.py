@@ -28,8 +28,9 @@ from pathlib import Path
 from toolkit.backends.onnxrt import OnnxRuntimeRunner, import_onnxruntime, session_options
 from toolkit.backends.torch_runner import TorchRunner
 from toolkit.bench.environment import cpu_model, load_average
-from toolkit.preprocess import prepare_pair
+from toolkit.data.builtin import builtin_pair
 from toolkit.paths import BUILTIN_CHECKPOINT
+from toolkit.preprocess import prepare_pair
 from toolkit.provenance import atomic_path, record, sha256_file, write_json
 
 # Top-level modules of RTIGEVStereo -> the part of the network they belong to.
@@ -52,14 +53,6 @@ REST = "everything else (correlation, softmaxes, lookups, reshapes; ORT: layout 
 GRU_CONVS = ("convz", "convr", "convq")
 
 
-def motorcycle_feed(size: tuple) -> dict:
-    """The Middlebury motorcycle pair brought to ``size`` by the one preprocessing path."""
-    from skimage.data import stereo_motorcycle
-
-    left, right, _ = stereo_motorcycle()
-    return prepare_pair(left, right, size).feed
-
-
 def alternate(runners: dict, feed: dict, rounds: int) -> dict:
     """Per-backend inference times (ms), rounds alternating which backend goes first."""
     times = {name: [] for name in runners}
@@ -75,7 +68,7 @@ def part_of(module_path: str) -> str:
 
 
 def ort_profile(onnx_path: Path, feed: dict, threads: int) -> tuple[Counter, list]:
-    """ONNX Runtime kernel times (ms) per network part, and the GRU convolutions' (name, ms)."""
+    """ONNX Runtime kernel times (ms) per network part, and each GRU convolution's time (ms)."""
     ort = import_onnxruntime()
     options = session_options(threads)
     options.enable_profiling = True
@@ -97,33 +90,30 @@ def ort_profile(onnx_path: Path, feed: dict, threads: int) -> tuple[Counter, lis
     return parts, gru
 
 
-def torch_profile(runner: TorchRunner, feed: dict) -> tuple[Counter, list, float]:
-    """PyTorch time (ms) per network part from forward hooks, the GRU convolutions' times, total."""
+def torch_profile(runner: TorchRunner, feed: dict) -> tuple[Counter, list]:
+    """PyTorch time (ms) per network part from forward hooks, and each GRU convolution's time (ms)."""
     model = runner.model
-    parts, gru, started = Counter(), [], {}
-
-    def hook_pair(name, sink):
-        def before(_module, _inputs):
-            started[name] = time.perf_counter()
-
-        def after(_module, _inputs, _output):
-            sink(name, (time.perf_counter() - started[name]) * 1000.0)
-        return before, after
-
-    handles = []
-    watched = [(name, module, lambda n, ms: parts.__setitem__(part_of(n), parts[part_of(n)] + ms))
+    parts, gru = Counter(), []
+    watched = [(module, lambda ms, part=PARTS[name]: parts.update({part: ms}))
                for name, module in model.named_children() if name in PARTS]
-    watched += [(name, getattr(model.update_block.gru, name), lambda n, ms: gru.append(ms)) for name in GRU_CONVS]
-    for name, module, sink in watched:
-        before, after = hook_pair(name, sink)
-        handles += [module.register_forward_pre_hook(before), module.register_forward_hook(after)]
+    watched += [(getattr(model.update_block.gru, name), gru.append) for name in GRU_CONVS]
+    handles = []
+    for module, add in watched:
+        handles += time_module(module, add)
     try:
         _, total = runner.infer_feed(feed)
     finally:
         for handle in handles:
             handle.remove()
     parts[REST] = total - sum(parts.values())
-    return parts, gru, total
+    return parts, gru
+
+
+def time_module(module, add) -> list:
+    """Hooks that pass ``add`` the milliseconds of each forward call of ``module``."""
+    started = []
+    return [module.register_forward_pre_hook(lambda *_: started.append(time.perf_counter())),
+            module.register_forward_hook(lambda *_: add((time.perf_counter() - started.pop()) * 1000.0))]
 
 
 def gru_gflops(size: tuple, hidden: int, conv_ms: list) -> float:
@@ -207,14 +197,15 @@ def main() -> None:
     onnx_runner = OnnxRuntimeRunner(args.onnx, threads=args.threads)
     size, iters = onnx_runner.input_hw, onnx_runner.metadata["iters"]
     torch_runner = TorchRunner(args.checkpoint, iters=iters, size=size, threads=args.threads)
-    feed = motorcycle_feed(size)
+    left, right, _, _ = builtin_pair()
+    feed = prepare_pair(left, right, size).feed
     runners = {"PyTorch": torch_runner, "ONNX Runtime": onnx_runner}
     with torch_runner, onnx_runner:
         for runner in runners.values():
             runner.infer_feed(feed)
         times = alternate(runners, feed, args.rounds)
         ratios = [t / o for t, o in zip(times["PyTorch"], times["ONNX Runtime"])]
-        torch_parts, torch_gru, _ = torch_profile(torch_runner, feed)
+        torch_parts, torch_gru = torch_profile(torch_runner, feed)
         hidden = torch_runner.config.hidden_dim
     ort_parts, ort_gru = ort_profile(Path(args.onnx), feed, args.threads)
 

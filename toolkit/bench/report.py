@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io as text_io
 import math
+import statistics
 from pathlib import Path
 
 from toolkit.bench import plots
@@ -163,12 +164,10 @@ def paired_speed_vs(row: dict, reference_row: dict | None) -> float | None:
     """
     if reference_row is None:
         return None
-    pairs = list(zip(reference_row["samples"]["backend_ms"], row["samples"]["backend_ms"]))
-    if not pairs or len(pairs) != len(row["samples"]["backend_ms"]):
+    reference_ms, own_ms = reference_row["samples"]["backend_ms"], row["samples"]["backend_ms"]
+    if not own_ms or len(own_ms) != len(reference_ms):
         return None
-    ratios = sorted(ref / own for ref, own in pairs if own > 0)
-    middle = len(ratios) // 2
-    return ratios[middle] if len(ratios) % 2 else (ratios[middle - 1] + ratios[middle]) / 2
+    return statistics.median(ref / own for ref, own in zip(reference_ms, own_ms) if own > 0)
 
 
 def fmt_speedup(value) -> str:
