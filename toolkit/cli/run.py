@@ -7,7 +7,11 @@ FRAME_POLICIES = {"auto": None, "latest": True, "every": False}
 @click.command("run")
 @click.option("--source", "source_texts", multiple=True, required=True, metavar="SPEC",
               help="Camera index or /dev/videoN, csi:N (Jetson CSI sensor), a GStreamer pipeline (gst:...), "
-                   "a video file or a folder of pairs. Once: side-by-side frames or a folder; twice: left then right.")
+                   "a video file, a folder of pairs, or a ROS 2 bag (.mcap, .db3 or a rosbag2 folder). "
+                   "Once: side-by-side frames, a folder or a bag; twice: left then right.")
+@click.option("--left-topic", metavar="TOPIC", help="Bag source: left image topic (Image or CompressedImage). "
+              "Default: the bag's one left/right pair of image topics.")
+@click.option("--right-topic", metavar="TOPIC", help="Bag source: right image topic.")
 @click.option("--swap", is_flag=True, help="Exchange left and right (cameras wired the other way round).")
 @click.option("--backend", type=click.Choice(sorted(BACKENDS)),
               help="Inference backend. Default: from the model's suffix (.engine trt, .onnx onnx, .pth torch).")
@@ -38,16 +42,30 @@ FRAME_POLICIES = {"auto": None, "latest": True, "every": False}
 @click.option("--frames", "frame_policy", type=click.Choice(sorted(FRAME_POLICIES)), default="auto", show_default=True,
               help="latest: drop frames the model cannot keep up with; every: process all; auto: latest for cameras.")
 @click.option("--max-frames", type=click.IntRange(1), help="Stop after this many frames.")
-def command(source_texts, swap, backend, model, size_text, max_disp, threads, calibration, alpha, rectified, depth,
-            focal_px, baseline, range_text, min_confidence, lr_check, no_mask, save, headless, serve_port, host, status_every,
-            camera_size, fps, fourcc, frame_policy, max_frames):
+@click.option("--record-bag", type=click.Path(), metavar="OUT",
+              help="Write disparity, depth (m), confidence, PointCloud2 and the rectified left image of every frame "
+                   "to a ROS 2 bag: OUT.mcap (one MCAP file) or a new folder (rosbag2).")
+@click.option("--ply-dir", type=click.Path(file_okay=False), help="Write a coloured point cloud (PLY) every --ply-every frames here.")
+@click.option("--ply-every", type=click.IntRange(1), default=30, show_default=True, help="Frames between --ply-dir clouds.")
+@click.option("--min-depth", type=click.FloatRange(0), help="Point clouds: drop points nearer than this, metres.")
+@click.option("--max-depth", type=click.FloatRange(0), help="Point clouds: drop points farther than this, metres.")
+def command(source_texts, left_topic, right_topic, swap, backend, model, size_text, max_disp, threads, calibration,
+            alpha, rectified, depth, focal_px, baseline, range_text, min_confidence, lr_check, no_mask, save, headless,
+            serve_port, host, status_every, camera_size, fps, fourcc, frame_policy, max_frames, record_bag, ply_dir,
+            ply_every, min_depth, max_depth):
     """Live disparity or depth from stereo cameras, videos or image folders.
 
     Captures, rectifies, runs the model and shows the result with FPS and latency; a
     window when a display exists (q quits), --save to record, --serve for a browser
     view, a summary at the end. Ctrl-C stops cleanly and leaves a playable recording.
 
+    A ROS 2 bag as --source is read in stamp order, left and right paired by header stamp,
+    and rectified with its camera_info (or --calibration); --record-bag writes the results
+    with the input stamps and frame ids.
+
     Example: stereo-trt run --source 0 --calibration stereo.yaml --model engines/student_fp16.engine --save out.mp4
+
+    Example: stereo-trt run --source recording.mcap --backend sgbm --headless --record-bag depth.mcap
     """
     import signal
 
@@ -60,7 +78,9 @@ def command(source_texts, swap, backend, model, size_text, max_disp, threads, ca
         rectified=rectified, depth=depth, focal_px=focal_px, baseline=baseline, range_text=range_text,
         min_confidence=min_confidence, lr_check=lr_check, mask_invalid=not no_mask, save=save, headless=headless, serve_port=serve_port,
         host=host, status_every=status_every, camera_size=camera_size, fps=fps, fourcc=fourcc,
-        latest_frame_wins=FRAME_POLICIES[frame_policy], max_frames=max_frames)
+        latest_frame_wins=FRAME_POLICIES[frame_policy], max_frames=max_frames, left_topic=left_topic,
+        right_topic=right_topic, record_bag=record_bag, ply_dir=ply_dir, ply_every=ply_every, min_depth=min_depth,
+        max_depth=max_depth)
     summary = app.run(config, echo=click.echo)
     click.echo(summary.text())
 

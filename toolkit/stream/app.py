@@ -47,6 +47,13 @@ class RunConfig:
     fourcc: str | None = None
     latest_frame_wins: bool | None = None
     max_frames: int | None = None
+    left_topic: str | None = None
+    right_topic: str | None = None
+    record_bag: str | None = None
+    ply_dir: str | None = None
+    ply_every: int = 30
+    min_depth: float | None = None
+    max_depth: float | None = None
 
 
 def parse_range(text: str | None) -> tuple[float, float] | None:
@@ -80,20 +87,37 @@ def parse_camera_size(text: str | None) -> tuple[int, int] | None:
     return int(match.group(1)), int(match.group(2))
 
 
-def build_geometry(config: RunConfig) -> tuple[Rectifier | None, DepthConverter | None]:
-    """The rectifier (from --calibration) and the depth converter (from Q, or --focal-px/--baseline).
+def build_geometry(config: RunConfig, plan=None) -> tuple[Rectifier | None, DepthConverter | None]:
+    """The rectifier (from --calibration, else a bag's camera_info) and the depth converter
+    (from Q, or --focal-px/--baseline).
+
+    Args:
+        plan: the ``toolkit.ros.bag.BagPlan`` of a bag source, or None.
 
     Raises:
-        InputError: neither or both of --calibration / --rectified, --depth without what it needs.
+        InputError: neither or both of --calibration / --rectified (a bag's camera_info stands
+            in for --calibration), --depth without what it needs.
     """
     if config.calibration and config.rectified:
         raise InputError("--calibration and --rectified exclude each other: a calibration rectifies raw frames")
-    if not config.calibration and not config.rectified:
+    infos = plan.camera_infos if plan is not None else None
+    if not config.calibration and not config.rectified and infos is None:
+        if plan is not None:
+            raise InputError(f"--source {plan.path}: no camera_info for {plan.left} and {plan.right} in the bag "
+                             "(looked in their namespaces); give --calibration FILE, or --rectified with "
+                             "--focal-px/--baseline for rectified images")
         raise InputError("give --calibration FILE to rectify raw camera frames, or --rectified when the source "
                          "already delivers rectified pairs (stereo matching needs rectified input)")
     if (config.focal_px is None) != (config.baseline is None):
         raise InputError("--focal-px and --baseline go together")
-    rectifier = Rectifier(load_calibration(config.calibration), config.alpha) if config.calibration else None
+    rectifier = None
+    if config.calibration:
+        rectifier = Rectifier(load_calibration(config.calibration), config.alpha)
+    elif infos is not None:
+        from toolkit.ros.camera_info import CameraInfoRectifier
+
+        # With --rectified the image topics are rectified already; camera_info still gives the geometry.
+        rectifier = CameraInfoRectifier(*infos, topics=plan.info_topics, remap=not config.rectified)
     if not config.depth:
         return rectifier, None
     if config.focal_px is not None:
@@ -101,6 +125,89 @@ def build_geometry(config: RunConfig) -> tuple[Rectifier | None, DepthConverter 
     if rectifier is None:
         raise InputError("--depth needs --calibration, or --focal-px and --baseline for a rectified source")
     return rectifier, rectifier.depth_converter()
+
+
+def bag_plan(config: RunConfig):
+    """The ``BagPlan`` when the one --source is a ROS 2 bag (topics chosen, camera_info read), else None.
+
+    Raises:
+        InputError: --left-topic/--right-topic without a bag, topics the bag does not have.
+        DependencyError: rosbags is not installed.
+    """
+    from toolkit.ros.bag import inspect_bag, is_bag
+
+    if len(config.sources) == 1 and is_bag(config.sources[0]):
+        return inspect_bag(config.sources[0], config.left_topic, config.right_topic)
+    if config.left_topic or config.right_topic:
+        raise InputError("--left-topic/--right-topic need a ROS 2 bag as --source (.mcap, .db3 or a rosbag2 folder)")
+    return None
+
+
+def cloud_geometry(config: RunConfig, rectifier) -> Callable[[int, int], "np.ndarray"] | None:
+    """(height, width) -> Q in metres for --record-bag and --ply-dir; None when neither is asked for.
+
+    From the rectifier (calibration or camera_info), else from --focal-px/--baseline with
+    the principal point at the image centre.
+
+    Raises:
+        InputError: a cloud output without any geometry.
+    """
+    from toolkit.pointcloud import metres_per_unit, q_matrix, scale_q
+
+    if not (config.record_bag or config.ply_dir):
+        return None
+    if rectifier is not None:
+        Q = scale_q(rectifier.Q, metres_per_unit(rectifier.depth_converter().units))
+        return lambda height, width: Q
+    if config.focal_px is not None:
+        return lambda height, width: q_matrix(config.focal_px, config.baseline, (width - 1) / 2, (height - 1) / 2)
+    option = "--record-bag" if config.record_bag else "--ply-dir"
+    raise InputError(f"{option} needs the stereo geometry: --calibration, a bag with camera_info, "
+                     "or --focal-px and --baseline (in metres)")
+
+
+def check_cloud_outputs(config: RunConfig) -> None:
+    """--record-bag and --ply-dir checked before any slow work.
+
+    Raises:
+        InputError: an output that cannot be written, depth limits out of order.
+        DependencyError: --record-bag without rosbags.
+    """
+    from toolkit.outputs import check_output_dir
+    from toolkit.pointcloud import CloudMask
+
+    CloudMask(min_depth=config.min_depth, max_depth=config.max_depth)
+    if config.record_bag:
+        from toolkit.ros import require_rosbags
+        from toolkit.ros.record import check_bag_output
+
+        require_rosbags()
+        check_bag_output(config.record_bag, inputs=config.sources)
+    if config.ply_dir:
+        check_output_dir(config.ply_dir, "--ply-dir", inputs=config.sources)
+
+
+def build_result_writers(config: RunConfig, q_for, fields: dict) -> list:
+    """The bag recorder (--record-bag) and PLY snapshots (--ply-dir); each has ``write(result)``.
+
+    Args:
+        q_for: from ``cloud_geometry``.
+    """
+    if q_for is None:
+        return []
+    from toolkit.pointcloud import CloudMask
+
+    mask = CloudMask(min_depth=config.min_depth, max_depth=config.max_depth)
+    writers = []
+    if config.record_bag:
+        from toolkit.ros.record import BagRecorder
+
+        writers.append(BagRecorder(config.record_bag, q_for, mask, fields=fields))
+    if config.ply_dir:
+        from toolkit.stream.clouds import CloudSnapshots
+
+        writers.append(CloudSnapshots(config.ply_dir, config.ply_every, q_for, mask, fields))
+    return writers
 
 
 def build_runner(config: RunConfig):
@@ -173,11 +280,19 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> loop.Summary:
     """
     camera_size = parse_camera_size(config.camera_size)
     value_range = parse_range(config.range_text)
-    rectifier, depth = build_geometry(config)
+    check_cloud_outputs(config)
+    plan = bag_plan(config)
+    rectifier, depth = build_geometry(config, plan)
+    q_for = cloud_geometry(config, rectifier)
     if config.fourcc is not None and len(config.fourcc) != 4:
         raise InputError(f"--fourcc {config.fourcc!r}: expected four characters, for example MJPG or YUYV")
     camera = sources.CameraSettings(*(camera_size or (None, None)), fps=config.fps, fourcc=config.fourcc)
-    source = sources.open_source(config.sources, config.swap, camera)
+    if plan is not None:
+        from toolkit.ros.bag import BagSource
+
+        source = BagSource(plan, config.swap)
+    else:
+        source = sources.open_source(config.sources, config.swap, camera)
     runner = build_runner(config)
     headless = not wants_window(config)
     options = loop.StreamOptions(
@@ -186,6 +301,11 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> loop.Summary:
         status_every_s=config.status_every if headless else None, on_status=echo)
     fields = {"source": config.sources, "backend": runner.name, "model": config.model,
               "calibration": config.calibration, "view": "depth" if depth else "disparity"}
+    writers = build_result_writers(config, q_for, fields)
+    if writers:
+        options.on_result = lambda result: [writer.write(result) for writer in writers]
     # The recording plays at --fps, else at the rate the open source reports (a file's, a camera's).
     sinks = build_sinks(config, config.fps or (lambda: source.fps), fields, echo)
+    # The bag recorder is a sink too: the loop closes sinks on every exit path, Ctrl-C included.
+    sinks += [writer for writer in writers if hasattr(writer, "publish")]
     return loop.run_stream(source, runner, options, sinks)

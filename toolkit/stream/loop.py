@@ -267,6 +267,7 @@ class FrameResult:
         confidence: HxW confidence in [0, 1], or None when the model has none.
         valid: HxW bool, the pixels drawn (finite, positive unless masking is off, confident enough).
         infer_ms: the backend's inference time for this frame.
+        meta: the source's ``StereoFrame.meta`` (a bag's stamps and frame ids), or None.
     """
 
     index: int
@@ -276,6 +277,7 @@ class FrameResult:
     confidence: np.ndarray | None
     valid: np.ndarray
     infer_ms: float
+    meta: object = None
 
 
 def frame_result(work: _Work, options: StreamOptions) -> FrameResult:
@@ -296,7 +298,8 @@ def frame_result(work: _Work, options: StreamOptions) -> FrameResult:
     if options.depth is not None:
         depth, has_depth = options.depth.depth(disparity)
         valid &= has_depth
-    return FrameResult(work.frame.index, work.left, disparity, depth, confidence, valid, work.infer_ms)
+    return FrameResult(work.frame.index, work.left, disparity, depth, confidence, valid, work.infer_ms,
+                       work.frame.meta)
 
 
 class _Presenter:

@@ -75,6 +75,7 @@ class StereoFrame:
         index: 0-based number of the pair in its source.
         captured: ``time.perf_counter()`` when the pair was grabbed (the latency clock).
         skew_ms: time between the left and right grabs (two cameras), else 0.
+        meta: what the source knows about the pair besides pixels (a bag's stamps and frame ids), or None.
     """
 
     left: np.ndarray
@@ -82,6 +83,7 @@ class StereoFrame:
     index: int
     captured: float
     skew_ms: float = 0.0
+    meta: object = None
 
 
 def parse_source(text: str) -> SourceSpec:

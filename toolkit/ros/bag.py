@@ -1,0 +1,251 @@
+"""ROS 2 bags as a stereo source: topic discovery, stamp pairing, camera_info geometry.
+
+A bag is a rosbag2 folder (``metadata.yaml`` with sqlite3 or MCAP storage) or a single
+``.mcap`` / ``.db3`` file, read with ``rosbags``. ``inspect_bag`` picks the left and right
+image topics (given, or the one obvious left/right pair of ``sensor_msgs/Image`` or
+``CompressedImage`` topics) and their ``camera_info`` (same namespace), before any model
+loads. ``BagSource`` then pairs left and right messages by header stamp within a
+tolerance and hands them to the stream loop with their stamps and frame ids.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from toolkit.errors import InputError
+from toolkit.ros import messages, require_rosbags, typestore
+from toolkit.stream.sources import StereoFrame, StereoSource
+
+BAG_SUFFIXES = (".mcap", ".db3")
+DEFAULT_TOLERANCE_S = 0.005
+PENDING_LIMIT = 64
+
+
+def is_bag(path: str | Path) -> bool:
+    """A rosbag2 folder (with metadata.yaml) or a .mcap / .db3 file."""
+    path = Path(path)
+    if path.is_dir():
+        return (path / "metadata.yaml").is_file()
+    return path.is_file() and path.suffix.lower() in BAG_SUFFIXES
+
+
+@dataclass(frozen=True)
+class FrameMeta:
+    """What a bag frame carries besides its pixels.
+
+    Attributes:
+        stamp: the left image's header (stamp and frame id); outputs are stamped with it.
+        right: the right image's header.
+        log_ns: the left message's time in the bag, which output messages are logged at.
+    """
+
+    stamp: messages.Stamp
+    right: messages.Stamp
+    log_ns: int
+
+
+@dataclass
+class BagPlan:
+    """The topics a run reads and the calibration found in the bag.
+
+    Attributes:
+        path: the bag.
+        left, right: image topics.
+        msgtypes: topic -> message type of both image topics.
+        camera_infos: (left, right) CameraInfo messages, or None when the bag has none for these topics.
+        info_topics: the camera_info topic names used.
+        fps: left messages per second of bag time, None for a single message.
+    """
+
+    path: Path
+    left: str
+    right: str
+    msgtypes: dict
+    camera_infos: tuple | None
+    info_topics: tuple[str, str] | None
+    fps: float | None
+
+
+@contextlib.contextmanager
+def open_reader(path: str | Path):
+    """An open ``rosbags.rosbag2.Reader``; unreadable bags become InputError."""
+    require_rosbags()
+    from rosbags.rosbag2 import Reader, ReaderError
+
+    try:
+        reader = Reader(Path(path))
+        reader.open()
+    except (ReaderError, OSError, ValueError, KeyError) as exc:
+        raise InputError(f"--source {path}: not a readable ROS 2 bag ({exc})") from None
+    try:
+        yield reader
+    finally:
+        reader.close()
+
+
+def image_topics(reader) -> list[str]:
+    """Topics holding Image or CompressedImage messages, sorted."""
+    return sorted(t for t, info in reader.topics.items() if info.msgtype in messages.IMAGE_TYPES)
+
+
+def pick_stereo_topics(topics: Iterable[str]) -> tuple[str, str] | None:
+    """The one left/right pair among image topics: names that differ by 'left' <-> 'right'."""
+    names = set(topics)
+    pairs = [(t, t.replace("left", "right")) for t in sorted(names) if "left" in t and t.replace("left", "right") in names]
+    return pairs[0] if len(pairs) == 1 else None
+
+
+def camera_info_topic(image_topic: str) -> str:
+    """``/left/image_raw`` -> ``/left/camera_info`` (the camera's namespace, image_transport's rule)."""
+    return image_topic.rpartition("/")[0] + "/camera_info"
+
+
+def _choose_topics(path, available: list[str], left: str | None, right: str | None) -> tuple[str, str]:
+    listing = ", ".join(available) or "none"
+    for option, topic in (("--left-topic", left), ("--right-topic", right)):
+        if topic is not None and topic not in available:
+            raise InputError(f"{option} {topic}: not an image topic of {path} (its image topics: {listing})")
+    if left and right:
+        return left, right
+    if left or right:
+        raise InputError("--left-topic and --right-topic go together")
+    pair = pick_stereo_topics(available)
+    if pair is None:
+        raise InputError(f"--source {path}: no single left/right pair of image topics (its image topics: {listing}); "
+                         "name them with --left-topic and --right-topic")
+    return pair
+
+
+def _first_message(reader, topic: str):
+    connections = [c for c in reader.connections if c.topic == topic]
+    for connection, _, raw in reader.messages(connections=connections):
+        return typestore().deserialize_cdr(raw, connection.msgtype)
+    return None
+
+
+def inspect_bag(path: str | Path, left_topic: str | None = None, right_topic: str | None = None) -> BagPlan:
+    """Choose the image topics and read the camera_info of a bag (no image is decoded).
+
+    Raises:
+        InputError: unreadable bag, topics that are not there (the message lists the image
+            topics the bag has), no obvious stereo pair.
+    """
+    path = Path(path)
+    with open_reader(path) as reader:
+        left, right = _choose_topics(path, image_topics(reader), left_topic, right_topic)
+        topics = reader.topics
+        info_topics = (camera_info_topic(left), camera_info_topic(right))
+        infos = None
+        if all(t in topics and topics[t].msgtype == messages.CAMERA_INFO for t in info_topics):
+            infos = tuple(_first_message(reader, t) for t in info_topics)
+        count = topics[left].msgcount
+        duration_s = reader.duration / 1e9
+        fps = (count - 1) / duration_s if count > 1 and duration_s > 0 else None
+        return BagPlan(path, left, right, {left: topics[left].msgtype, right: topics[right].msgtype},
+                       infos if infos and None not in infos else None, info_topics if infos else None, fps)
+
+
+@dataclass
+class _Pending:
+    stamp: messages.Stamp
+    log_ns: int
+    msg: object
+
+
+def pair_by_stamp(stream: Iterable[tuple[str, int, messages.Stamp, object]], tolerance_ns: int,
+                  ) -> Iterator[tuple[_Pending, _Pending]]:
+    """Pair left and right messages whose header stamps are within ``tolerance_ns``.
+
+    Args:
+        stream: ("left" | "right", log time ns, header stamp, message) in bag order.
+        tolerance_ns: the largest stamp difference of a pair.
+
+    Yields:
+        (left, right) in order; a message that finds no partner is skipped.
+    """
+    pending = {"left": collections.deque(maxlen=PENDING_LIMIT), "right": collections.deque(maxlen=PENDING_LIMIT)}
+    for side, log_ns, stamp, msg in stream:
+        other = pending["right" if side == "left" else "left"]
+        # Stamps grow: a waiting message older than this one minus the tolerance never pairs.
+        while other and other[0].stamp.ns < stamp.ns - tolerance_ns:
+            other.popleft()
+        if other and abs(other[0].stamp.ns - stamp.ns) <= tolerance_ns:
+            match = other.popleft()
+            item = _Pending(stamp, log_ns, msg)
+            yield (item, match) if side == "left" else (match, item)
+        else:
+            pending[side].append(_Pending(stamp, log_ns, msg))
+
+
+class BagSource(StereoSource):
+    """Stereo pairs from two image topics of a bag, paired by header stamp.
+
+    Frames carry a ``FrameMeta`` in ``StereoFrame.meta``.
+
+    Args:
+        plan: from ``inspect_bag``.
+        swap: exchange left and right.
+        tolerance_s: the largest left/right stamp difference of a pair.
+    """
+
+    live = False
+
+    def __init__(self, plan: BagPlan, swap: bool = False, tolerance_s: float = DEFAULT_TOLERANCE_S) -> None:
+        self.plan = plan
+        self.swap = swap
+        self.tolerance_ns = int(round(tolerance_s * 1e9))
+        self.name = f"{plan.path} ({plan.left}, {plan.right})"
+        self._context = None
+        self._pairs: Iterator | None = None
+        self.count = 0
+
+    @property
+    def fps(self) -> float | None:
+        return self.plan.fps
+
+    def open(self) -> None:
+        self._context = open_reader(self.plan.path)
+        reader = self._context.__enter__()
+        self._pairs = pair_by_stamp(self._messages(reader), self.tolerance_ns)
+        self.count = 0
+
+    def close(self) -> None:
+        if self._context is not None:
+            self._context.__exit__(None, None, None)
+            self._context = None
+            self._pairs = None
+
+    def _messages(self, reader):
+        sides = {self.plan.left: "left", self.plan.right: "right"}
+        connections = [c for c in reader.connections if c.topic in sides]
+        for connection, log_ns, raw in reader.messages(connections=connections):
+            msg = typestore().deserialize_cdr(raw, connection.msgtype)
+            yield sides[connection.topic], log_ns, messages.header_stamp(msg), msg
+
+    def read(self) -> StereoFrame | None:
+        pair = next(self._pairs, None)
+        if pair is None:
+            if self.count == 0:
+                raise InputError(f"--source {self.name}: no left/right messages with stamps within "
+                                 f"{self.tolerance_ns / 1e6:g} ms of each other")
+            return None
+        left_item, right_item = pair
+        left = messages.image_to_rgb(left_item.msg, self.plan.msgtypes[self.plan.left], self.plan.left)
+        right = messages.image_to_rgb(right_item.msg, self.plan.msgtypes[self.plan.right], self.plan.right)
+        if left.shape != right.shape:
+            raise InputError(f"--source {self.plan.path}: {self.plan.left} has {left.shape[1]}x{left.shape[0]} images "
+                             f"but {self.plan.right} has {right.shape[1]}x{right.shape[0]}; left and right must have one size")
+        if self.swap:
+            left, right = right, left
+        meta = FrameMeta(left_item.stamp, right_item.stamp, left_item.log_ns)
+        frame = StereoFrame(np.ascontiguousarray(left), np.ascontiguousarray(right), self.count, time.perf_counter(),
+                            meta=meta)
+        self.count += 1
+        return frame
