@@ -79,11 +79,15 @@ def scale_q(Q: np.ndarray, scale: float) -> np.ndarray:
 
 
 def reproject(disparity: np.ndarray, Q: np.ndarray) -> np.ndarray:
-    """HxWx3 float32 points for every pixel; not finite where the disparity gives no point."""
+    """HxWx3 float32 points for every pixel; NaN where the disparity gives no point.
+
+    A disparity that is not positive is "no match" in this toolkit (0 in its files), never
+    a point at infinity, even when a principal point offset would give it a depth.
+    """
     disparity = np.ascontiguousarray(disparity, dtype=np.float32)
     points = cv2.reprojectImageTo3D(disparity, np.asarray(Q, dtype=np.float64), handleMissingValues=False)
-    # W <= 0 (no disparity, or behind the camera) yields inf or a negative depth: no point there.
-    points[~(np.isfinite(points[..., 2]) & (points[..., 2] > 0))] = np.nan
+    # W <= 0 (behind the camera) yields inf or a negative depth: no point there either.
+    points[~((disparity > 0) & np.isfinite(points[..., 2]) & (points[..., 2] > 0))] = np.nan
     return points
 
 

@@ -11,10 +11,19 @@ import click
 @click.option("--device", default="cpu", show_default=True, help="PyTorch device: cpu, cuda, cuda:1 ...")
 @click.option("--focal", type=float, help="Focal length in pixels (with --baseline: writes depth in metres).")
 @click.option("--baseline", type=float, help="Stereo baseline in metres.")
+@click.option("--cx", type=float, help="Principal point x of the left view, px (--ply; default: image centre).")
+@click.option("--cy", type=float, help="Principal point y of the left view, px (--ply; default: image centre).")
+@click.option("--doffs", type=float, default=0.0, show_default=True,
+              help="Principal point x difference right minus left, px (Middlebury's doffs): depth = f*B/(d+doffs).")
+@click.option("--ply", is_flag=True, help="Also write <name>.ply, the coloured point cloud (needs --focal/--baseline; "
+              "the built-in pair brings its own calibration).")
+@click.option("--min-depth", type=click.FloatRange(0), help="--ply: drop points nearer than this, metres.")
+@click.option("--max-depth", type=click.FloatRange(0), help="--ply: drop points farther than this, metres.")
 @click.option("--min-confidence", type=float, help="Write pixels below this confidence (0..1) as invalid.")
 @click.option("--lr-check", is_flag=True, help="Confidence from a left-right consistency check (a second inference).")
 @click.option("--out", "out_dir", default="outputs/predict", show_default=True, type=click.Path(file_okay=False))
-def command(inputs, model, iters, max_disp, size_text, device, focal, baseline, min_confidence, lr_check, out_dir):
+def command(inputs, model, iters, max_disp, size_text, device, focal, baseline, cx, cy, doffs, ply, min_depth, max_depth,
+            min_confidence, lr_check, out_dir):
     """Predict disparity (and depth) for stereo pairs.
 
     INPUTS is LEFT RIGHT (two images), a folder of pairs (InStereo2K, Middlebury,
@@ -24,23 +33,34 @@ def command(inputs, model, iters, max_disp, size_text, device, focal, baseline, 
     Writes <name>_disp.pfm, <name>_disp.png (uint16, x256), <name>_disp_color.png and,
     with --focal and --baseline, <name>_depth.pfm / <name>_depth_color.png. Models with a
     confidence output (checkpoints; ONNX/engines exported with --confidence; any model with
-    --lr-check) also give <name>_conf.pfm / <name>_conf.png.
+    --lr-check) also give <name>_conf.pfm / <name>_conf.png. --ply adds <name>.ply, a
+    coloured point cloud in metres (x right, y down, z forward).
 
     Example: stereo-trt predict left.png right.png --focal 721.5 --baseline 0.54 --out outputs/
+
+    Example: stereo-trt predict --ply --max-depth 3 --out outputs/motorcycle
     """
     from toolkit import predict
     from toolkit.backends import open_runner
     from toolkit.confidence import with_lr_check
+    from toolkit.errors import InputError
     from toolkit.paths import resolve_checkpoint
     from toolkit.preprocess import parse_size
 
     size = parse_size(size_text)
+    cloud = predict.cloud_options(bool(inputs), focal, baseline, cx, cy, doffs, min_depth, max_depth) if ply else None
+    if not ply and (min_depth is not None or max_depth is not None):
+        raise InputError("--min-depth/--max-depth apply to --ply point clouds")
+    if cloud is not None and focal is None:
+        focal, baseline = cloud.focal_px, cloud.baseline_m
+        doffs = cloud.doffs
+        click.echo(f"built-in pair: focal {focal} px, baseline {baseline} m, doffs {doffs} px")
     named_pairs = _named_pairs(inputs)
     model_path = resolve_checkpoint(model)
     runner = open_runner(model_path, iters=iters, max_disp=max_disp, device=device, size=size)
     with with_lr_check(runner, lr_check) as runner:
         outputs = predict.predict_pairs(
-            runner, named_pairs, out_dir, focal, baseline, min_confidence=min_confidence,
+            runner, named_pairs, out_dir, focal, baseline, min_confidence=min_confidence, doffs=doffs, cloud=cloud,
             on_pair=lambda o: click.echo(f"{o.name}: {o.infer_ms:.0f} ms -> {o.files[0].parent}/{o.name}_disp.*"),
         )
     click.echo(f"{len(outputs)} pair(s) written under {out_dir}")
