@@ -23,6 +23,7 @@ COMMANDS = {
     "quantize": "quantize",
     "predict": "predict",
     "run": "run",
+    "ros2": "ros2",
     "calibrate-camera": "calibrate_camera",
     "bench": "bench",
     "build": "build",
