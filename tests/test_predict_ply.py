@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -32,11 +34,20 @@ def ground_truth_depth_of_points(points: np.ndarray):
     return z[ok], truth
 
 
+EXAMPLE = "stereo-trt predict --ply --max-depth 3 --out outputs/motorcycle"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_the_example_is_in_the_readme_and_the_help():
+    assert EXAMPLE in (REPO / "README.md").read_text()
+    assert f"Example: {EXAMPLE}" in " ".join(CliRunner().invoke(main, ["predict", "--help"]).output.split())
+
+
 @pytest.mark.slow
 def test_predict_ply_on_the_builtin_pair_matches_ground_truth_depth(tmp_path, monkeypatch):
-    # The --help / README example, run as written (in a scratch folder); --iters 1 keeps it quick.
+    # The --help / README example, run as written, in a scratch folder.
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(main, "predict --ply --max-depth 3 --out outputs/motorcycle --iters 1".split())
+    result = CliRunner().invoke(main, EXAMPLE.split()[1:])
     assert result.exit_code == 0, result.output
     assert "built-in pair: focal 994.978 px, baseline 0.193001 m, doffs 31.086 px" in result.output
     cloud = read_ply(tmp_path / "outputs/motorcycle/motorcycle.ply")
@@ -44,7 +55,7 @@ def test_predict_ply_on_the_builtin_pair_matches_ground_truth_depth(tmp_path, mo
     depth, truth = ground_truth_depth_of_points(cloud.points)
     relative = np.abs(depth - truth) / truth
     median = float(np.median(relative))
-    print(f"\npredict --ply, built-in Motorcycle pair, built-in student (1 iteration): {len(cloud)} points, "
+    print(f"\npredict --ply, built-in Motorcycle pair, built-in student: {len(cloud)} points, "
           f"{truth.size} on ground truth, median relative depth error {median:.4f}, "
           f"90th percentile {np.percentile(relative, 90):.4f}")
     assert truth.size > 0.8 * len(cloud)

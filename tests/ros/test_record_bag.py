@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -151,10 +152,19 @@ def test_ply_snapshots_every_n_frames(tmp_path):
     assert len(cloud) > 1000 and cloud.points[:, 2].max() <= 2.0
 
 
+EXAMPLE = "stereo-trt run --source recording.mcap --backend sgbm --headless --record-bag depth.mcap"
+
+
+def test_the_example_is_in_the_readme_the_guide_and_the_help():
+    repo = Path(__file__).resolve().parents[2]
+    assert EXAMPLE in (repo / "README.md").read_text() and EXAMPLE in (repo / "docs" / "ros2.md").read_text()
+    assert f"Example: {EXAMPLE}" in " ".join(CliRunner().invoke(main, ["run", "--help"]).output.split())
+
+
 def test_the_help_example_runs_end_to_end(tmp_path, monkeypatch):
-    # `stereo-trt run --source recording.mcap --backend sgbm --headless --record-bag depth.mcap`, as in --help and README.
+    # The README / --help line as written, on a generated recording.mcap in a scratch folder.
     monkeypatch.chdir(tmp_path)
     write_bag(tmp_path / "recording.mcap", frames=2)
-    result = CliRunner().invoke(main, "run --source recording.mcap --backend sgbm --headless --record-bag depth.mcap".split())
+    result = CliRunner().invoke(main, EXAMPLE.split()[1:])
     assert result.exit_code == 0, result.output
     assert all(len(v) == 2 for v in read_bag(tmp_path / "depth.mcap").values())

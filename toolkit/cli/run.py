@@ -53,7 +53,7 @@ def command(source_texts, left_topic, right_topic, swap, backend, model, size_te
             alpha, rectified, depth, focal_px, baseline, range_text, min_confidence, lr_check, no_mask, save, headless,
             serve_port, host, status_every, camera_size, fps, fourcc, frame_policy, max_frames, record_bag, ply_dir,
             ply_every, min_depth, max_depth):
-    """Live disparity or depth from stereo cameras, videos or image folders.
+    """Live disparity or depth from stereo cameras, videos, image folders or ROS 2 bags.
 
     Captures, rectifies, runs the model and shows the result with FPS and latency; a
     window when a display exists (q quits), --save to record, --serve for a browser
