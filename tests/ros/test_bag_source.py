@@ -126,3 +126,11 @@ def test_an_unreadable_bag_is_one_line(tmp_path):
     bad = tmp_path / "broken.mcap"
     bad.write_bytes(b"not an mcap file")
     assert "not a readable ROS 2 bag" in one_line_error(run_bag(bad))
+
+
+def test_unsynchronised_cameras_pair_with_a_larger_slop(tmp_path):
+    scene = write_bag(tmp_path / "rec.mcap", frames=2, skew_ns=20_000_000)
+    line = one_line_error(run_bag(scene.path))
+    assert "no left/right messages with stamps within 5 ms" in line and "--slop" in line
+    result = run_bag(scene.path, "--slop", "0.03")
+    assert result.exit_code == 0 and "2 frames processed of 2 captured" in result.output, result.output

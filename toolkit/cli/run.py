@@ -12,6 +12,8 @@ FRAME_POLICIES = {"auto": None, "latest": True, "every": False}
 @click.option("--left-topic", metavar="TOPIC", help="Bag source: left image topic (Image or CompressedImage). "
               "Default: the bag's one left/right pair of image topics.")
 @click.option("--right-topic", metavar="TOPIC", help="Bag source: right image topic.")
+@click.option("--slop", type=click.FloatRange(0), help="Bag source: largest left/right header stamp difference of a "
+              "pair, seconds. Default: 0.005.")
 @click.option("--swap", is_flag=True, help="Exchange left and right (cameras wired the other way round).")
 @click.option("--backend", type=click.Choice(sorted(BACKENDS)),
               help="Inference backend. Default: from the model's suffix (.engine trt, .onnx onnx, .pth torch).")
@@ -49,7 +51,7 @@ FRAME_POLICIES = {"auto": None, "latest": True, "every": False}
 @click.option("--ply-every", type=click.IntRange(1), default=30, show_default=True, help="Frames between --ply-dir clouds.")
 @click.option("--min-depth", type=click.FloatRange(0), help="Point clouds: drop points nearer than this, metres.")
 @click.option("--max-depth", type=click.FloatRange(0), help="Point clouds: drop points farther than this, metres.")
-def command(source_texts, left_topic, right_topic, swap, backend, model, size_text, max_disp, threads, calibration,
+def command(source_texts, left_topic, right_topic, slop, swap, backend, model, size_text, max_disp, threads, calibration,
             alpha, rectified, depth, focal_px, baseline, range_text, min_confidence, lr_check, no_mask, save, headless,
             serve_port, host, status_every, camera_size, fps, fourcc, frame_policy, max_frames, record_bag, ply_dir,
             ply_every, min_depth, max_depth):
@@ -79,7 +81,7 @@ def command(source_texts, left_topic, right_topic, swap, backend, model, size_te
         min_confidence=min_confidence, lr_check=lr_check, mask_invalid=not no_mask, save=save, headless=headless, serve_port=serve_port,
         host=host, status_every=status_every, camera_size=camera_size, fps=fps, fourcc=fourcc,
         latest_frame_wins=FRAME_POLICIES[frame_policy], max_frames=max_frames, left_topic=left_topic,
-        right_topic=right_topic, record_bag=record_bag, ply_dir=ply_dir, ply_every=ply_every, min_depth=min_depth,
+        right_topic=right_topic, slop=slop, record_bag=record_bag, ply_dir=ply_dir, ply_every=ply_every, min_depth=min_depth,
         max_depth=max_depth)
     summary = app.run(config, echo=click.echo)
     click.echo(summary.text())

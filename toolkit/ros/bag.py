@@ -192,15 +192,15 @@ class BagSource(StereoSource):
     Args:
         plan: from ``inspect_bag``.
         swap: exchange left and right.
-        tolerance_s: the largest left/right stamp difference of a pair.
+        tolerance_s: the largest left/right stamp difference of a pair; None: ``DEFAULT_TOLERANCE_S``.
     """
 
     live = False
 
-    def __init__(self, plan: BagPlan, swap: bool = False, tolerance_s: float = DEFAULT_TOLERANCE_S) -> None:
+    def __init__(self, plan: BagPlan, swap: bool = False, tolerance_s: float | None = None) -> None:
         self.plan = plan
         self.swap = swap
-        self.tolerance_ns = int(round(tolerance_s * 1e9))
+        self.tolerance_ns = int(round((DEFAULT_TOLERANCE_S if tolerance_s is None else tolerance_s) * 1e9))
         self.name = f"{plan.path} ({plan.left}, {plan.right})"
         self._context = None
         self._pairs: Iterator | None = None
@@ -234,7 +234,7 @@ class BagSource(StereoSource):
         if pair is None:
             if self.count == 0:
                 raise InputError(f"--source {self.name}: no left/right messages with stamps within "
-                                 f"{self.tolerance_ns / 1e6:g} ms of each other")
+                                 f"{self.tolerance_ns / 1e6:g} ms of each other (raise --slop for unsynchronised cameras)")
             return None
         left_item, right_item = pair
         left = messages.image_to_rgb(left_item.msg, self.plan.msgtypes[self.plan.left], self.plan.left)

@@ -49,6 +49,7 @@ class RunConfig:
     max_frames: int | None = None
     left_topic: str | None = None
     right_topic: str | None = None
+    slop: float | None = None
     record_bag: str | None = None
     ply_dir: str | None = None
     ply_every: int = 30
@@ -138,12 +139,12 @@ def bag_plan(config: RunConfig):
 
     if len(config.sources) == 1 and is_bag(config.sources[0]):
         return inspect_bag(config.sources[0], config.left_topic, config.right_topic)
-    if config.left_topic or config.right_topic:
-        raise InputError("--left-topic/--right-topic need a ROS 2 bag as --source (.mcap, .db3 or a rosbag2 folder)")
+    if config.left_topic or config.right_topic or config.slop is not None:
+        raise InputError("--left-topic/--right-topic/--slop need a ROS 2 bag as --source (.mcap, .db3 or a rosbag2 folder)")
     return None
 
 
-def cloud_geometry(config: RunConfig, rectifier) -> Callable[[int, int], "np.ndarray"] | None:
+def cloud_geometry(config: RunConfig, rectifier) -> Callable | None:
     """(height, width) -> Q in metres for --record-bag and --ply-dir; None when neither is asked for.
 
     From the rectifier (calibration or camera_info), else from --focal-px/--baseline with
@@ -208,6 +209,13 @@ def build_result_writers(config: RunConfig, q_for, fields: dict) -> list:
 
         writers.append(CloudSnapshots(config.ply_dir, config.ply_every, q_for, mask, fields))
     return writers
+
+
+def _write_to_all(writers: list) -> Callable:
+    def write(result) -> None:
+        for writer in writers:
+            writer.write(result)
+    return write
 
 
 def build_runner(config: RunConfig):
@@ -290,7 +298,7 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> loop.Summary:
     if plan is not None:
         from toolkit.ros.bag import BagSource
 
-        source = BagSource(plan, config.swap)
+        source = BagSource(plan, config.swap, config.slop)
     else:
         source = sources.open_source(config.sources, config.swap, camera)
     runner = build_runner(config)
@@ -301,9 +309,11 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> loop.Summary:
         status_every_s=config.status_every if headless else None, on_status=echo)
     fields = {"source": config.sources, "backend": runner.name, "model": config.model,
               "calibration": config.calibration, "view": "depth" if depth else "disparity"}
+    if plan is not None:
+        fields.update(left_topic=plan.left, right_topic=plan.right, camera_info=plan.info_topics)
     writers = build_result_writers(config, q_for, fields)
     if writers:
-        options.on_result = lambda result: [writer.write(result) for writer in writers]
+        options.on_result = _write_to_all(writers)
     # The recording plays at --fps, else at the rate the open source reports (a file's, a camera's).
     sinks = build_sinks(config, config.fps or (lambda: source.fps), fields, echo)
     # The bag recorder is a sink too: the loop closes sinks on every exit path, Ctrl-C included.
