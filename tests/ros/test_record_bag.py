@@ -168,3 +168,15 @@ def test_the_help_example_runs_end_to_end(tmp_path, monkeypatch):
     result = CliRunner().invoke(main, EXAMPLE.split()[1:])
     assert result.exit_code == 0, result.output
     assert all(len(v) == 2 for v in read_bag(tmp_path / "depth.mcap").values())
+
+
+def test_without_rosbags_the_error_names_the_extra(tmp_path, monkeypatch):
+    import sys
+
+    for name in ("rosbags", "rosbags.rosbag2", "rosbags.typesys"):
+        monkeypatch.setitem(sys.modules, name, None)  # makes `import rosbags...` fail here
+    video_folder = tmp_path / "pairs"
+    video_folder.mkdir()
+    result = run("--source", video_folder, "--rectified", "--backend", "sgbm", "--record-bag", tmp_path / "o.mcap")
+    assert result.exit_code == 2 and "pip install 'stereo-trt[ros]'" in result.output
+    assert len(result.output.strip().splitlines()) == 1

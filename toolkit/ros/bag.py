@@ -152,6 +152,20 @@ def inspect_bag(path: str | Path, left_topic: str | None = None, right_topic: st
                        infos if infos and None not in infos else None, info_topics if infos else None, fps)
 
 
+def plan_for(config) -> BagPlan | None:
+    """The ``BagPlan`` when the one --source of a ``stream.app.RunConfig`` is a ROS 2 bag, else None.
+
+    Raises:
+        InputError: --left-topic/--right-topic without a bag, topics the bag does not have.
+        DependencyError: rosbags is not installed.
+    """
+    if len(config.sources) == 1 and is_bag(config.sources[0]):
+        return inspect_bag(config.sources[0], config.left_topic, config.right_topic)
+    if config.left_topic or config.right_topic or config.slop is not None:
+        raise InputError("--left-topic/--right-topic/--slop need a ROS 2 bag as --source (.mcap, .db3 or a rosbag2 folder)")
+    return None
+
+
 @dataclass
 class _Pending:
     stamp: messages.Stamp

@@ -12,7 +12,8 @@ from typing import Callable
 
 from toolkit.confidence import with_lr_check
 from toolkit.errors import InputError
-from toolkit.stream import display, loop, sources
+from toolkit.ros import bag
+from toolkit.stream import clouds, display, loop, sources
 from toolkit.stream.rectify import DepthConverter, Rectifier, load_calibration
 
 
@@ -128,96 +129,6 @@ def build_geometry(config: RunConfig, plan=None) -> tuple[Rectifier | None, Dept
     return rectifier, rectifier.depth_converter()
 
 
-def bag_plan(config: RunConfig):
-    """The ``BagPlan`` when the one --source is a ROS 2 bag (topics chosen, camera_info read), else None.
-
-    Raises:
-        InputError: --left-topic/--right-topic without a bag, topics the bag does not have.
-        DependencyError: rosbags is not installed.
-    """
-    from toolkit.ros.bag import inspect_bag, is_bag
-
-    if len(config.sources) == 1 and is_bag(config.sources[0]):
-        return inspect_bag(config.sources[0], config.left_topic, config.right_topic)
-    if config.left_topic or config.right_topic or config.slop is not None:
-        raise InputError("--left-topic/--right-topic/--slop need a ROS 2 bag as --source (.mcap, .db3 or a rosbag2 folder)")
-    return None
-
-
-def cloud_geometry(config: RunConfig, rectifier) -> Callable | None:
-    """(height, width) -> Q in metres for --record-bag and --ply-dir; None when neither is asked for.
-
-    From the rectifier (calibration or camera_info), else from --focal-px/--baseline with
-    the principal point at the image centre.
-
-    Raises:
-        InputError: a cloud output without any geometry.
-    """
-    from toolkit.pointcloud import metres_per_unit, q_matrix, scale_q
-
-    if not (config.record_bag or config.ply_dir):
-        return None
-    if rectifier is not None:
-        Q = scale_q(rectifier.Q, metres_per_unit(rectifier.depth_converter().units))
-        return lambda height, width: Q
-    if config.focal_px is not None:
-        return lambda height, width: q_matrix(config.focal_px, config.baseline, (width - 1) / 2, (height - 1) / 2)
-    option = "--record-bag" if config.record_bag else "--ply-dir"
-    raise InputError(f"{option} needs the stereo geometry: --calibration, a bag with camera_info, "
-                     "or --focal-px and --baseline (in metres)")
-
-
-def check_cloud_outputs(config: RunConfig) -> None:
-    """--record-bag and --ply-dir checked before any slow work.
-
-    Raises:
-        InputError: an output that cannot be written, depth limits out of order.
-        DependencyError: --record-bag without rosbags.
-    """
-    from toolkit.outputs import check_output_dir
-    from toolkit.pointcloud import CloudMask
-
-    CloudMask(min_depth=config.min_depth, max_depth=config.max_depth)
-    if config.record_bag:
-        from toolkit.ros import require_rosbags
-        from toolkit.ros.record import check_bag_output
-
-        require_rosbags()
-        check_bag_output(config.record_bag, inputs=config.sources)
-    if config.ply_dir:
-        check_output_dir(config.ply_dir, "--ply-dir", inputs=config.sources)
-
-
-def build_result_writers(config: RunConfig, q_for, fields: dict) -> list:
-    """The bag recorder (--record-bag) and PLY snapshots (--ply-dir); each has ``write(result)``.
-
-    Args:
-        q_for: from ``cloud_geometry``.
-    """
-    if q_for is None:
-        return []
-    from toolkit.pointcloud import CloudMask
-
-    mask = CloudMask(min_depth=config.min_depth, max_depth=config.max_depth)
-    writers = []
-    if config.record_bag:
-        from toolkit.ros.record import BagRecorder
-
-        writers.append(BagRecorder(config.record_bag, q_for, mask, fields=fields))
-    if config.ply_dir:
-        from toolkit.stream.clouds import CloudSnapshots
-
-        writers.append(CloudSnapshots(config.ply_dir, config.ply_every, q_for, mask, fields))
-    return writers
-
-
-def _write_to_all(writers: list) -> Callable:
-    def write(result) -> None:
-        for writer in writers:
-            writer.write(result)
-    return write
-
-
 def build_runner(config: RunConfig):
     """The (inactive) runner: SGBM for --backend sgbm, else ``open_runner`` on --model;
     wrapped in the left-right check with --lr-check.
@@ -288,17 +199,15 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> loop.Summary:
     """
     camera_size = parse_camera_size(config.camera_size)
     value_range = parse_range(config.range_text)
-    check_cloud_outputs(config)
-    plan = bag_plan(config)
+    clouds.check_outputs(config)
+    plan = bag.plan_for(config)
     rectifier, depth = build_geometry(config, plan)
-    q_for = cloud_geometry(config, rectifier)
+    q_for = clouds.geometry(config, rectifier)
     if config.fourcc is not None and len(config.fourcc) != 4:
         raise InputError(f"--fourcc {config.fourcc!r}: expected four characters, for example MJPG or YUYV")
     camera = sources.CameraSettings(*(camera_size or (None, None)), fps=config.fps, fourcc=config.fourcc)
     if plan is not None:
-        from toolkit.ros.bag import BagSource
-
-        source = BagSource(plan, config.swap, config.slop)
+        source = bag.BagSource(plan, config.swap, config.slop)
     else:
         source = sources.open_source(config.sources, config.swap, camera)
     runner = build_runner(config)
@@ -311,9 +220,9 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> loop.Summary:
               "calibration": config.calibration, "view": "depth" if depth else "disparity"}
     if plan is not None:
         fields.update(left_topic=plan.left, right_topic=plan.right, camera_info=plan.info_topics)
-    writers = build_result_writers(config, q_for, fields)
+    writers = clouds.result_writers(config, q_for, fields)
     if writers:
-        options.on_result = _write_to_all(writers)
+        options.on_result = clouds.write_to_all(writers)
     # The recording plays at --fps, else at the rate the open source reports (a file's, a camera's).
     sinks = build_sinks(config, config.fps or (lambda: source.fps), fields, echo)
     # The bag recorder is a sink too: the loop closes sinks on every exit path, Ctrl-C included.

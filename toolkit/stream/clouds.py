@@ -1,4 +1,10 @@
-"""Point-cloud snapshots of the stream: a PLY every N processed frames (``run --ply-dir``)."""
+"""What ``run`` writes besides the view: a ROS 2 bag (``--record-bag``) and PLY snapshots (``--ply-dir``).
+
+Both need the rectified geometry as a Q matrix in metres (``geometry``), both take every
+processed ``loop.FrameResult`` (``write_to_all`` as ``StreamOptions.on_result``), and both
+outputs are checked before any slow work (``check_outputs``). ``config`` below is a
+``stream.app.RunConfig``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,9 @@ from typing import Callable
 
 import numpy as np
 
-from toolkit.pointcloud import CloudMask, cloud_from_disparity, write_ply
+from toolkit.errors import InputError
+from toolkit.outputs import check_output_dir
+from toolkit.pointcloud import CloudMask, cloud_from_disparity, metres_per_unit, q_matrix, scale_q, write_ply
 
 
 class CloudSnapshots:
@@ -45,3 +53,68 @@ class CloudSnapshots:
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"frame_{result.index:06d}.ply"
         self.written.append(write_ply(path, cloud, {"frame": result.index, **self.fields}))
+
+
+def geometry(config, rectifier) -> Callable | None:
+    """(height, width) -> Q in metres for --record-bag and --ply-dir; None when neither is asked for.
+
+    From the rectifier (calibration or camera_info), else from --focal-px/--baseline with
+    the principal point at the image centre.
+
+    Raises:
+        InputError: a cloud output without any geometry.
+    """
+    if not (config.record_bag or config.ply_dir):
+        return None
+    if rectifier is not None:
+        Q = scale_q(rectifier.Q, metres_per_unit(rectifier.depth_converter().units))
+        return lambda height, width: Q
+    if config.focal_px is not None:
+        return lambda height, width: q_matrix(config.focal_px, config.baseline, (width - 1) / 2, (height - 1) / 2)
+    option = "--record-bag" if config.record_bag else "--ply-dir"
+    raise InputError(f"{option} needs the stereo geometry: --calibration, a bag with camera_info, "
+                     "or --focal-px and --baseline (in metres)")
+
+
+def check_outputs(config) -> None:
+    """--record-bag and --ply-dir checked before any slow work.
+
+    Raises:
+        InputError: an output that cannot be written, depth limits out of order.
+        DependencyError: --record-bag without rosbags.
+    """
+    CloudMask(min_depth=config.min_depth, max_depth=config.max_depth)
+    if config.record_bag:
+        from toolkit.ros import require_rosbags
+        from toolkit.ros.record import check_bag_output
+
+        require_rosbags()
+        check_bag_output(config.record_bag, inputs=config.sources)
+    if config.ply_dir:
+        check_output_dir(config.ply_dir, "--ply-dir", inputs=config.sources)
+
+
+def result_writers(config, q_for, fields: dict) -> list:
+    """The bag recorder (--record-bag) and PLY snapshots (--ply-dir); each has ``write(result)``.
+
+    Args:
+        q_for: from ``geometry``.
+    """
+    if q_for is None:
+        return []
+    mask = CloudMask(min_depth=config.min_depth, max_depth=config.max_depth)
+    writers = []
+    if config.record_bag:
+        from toolkit.ros.record import BagRecorder
+
+        writers.append(BagRecorder(config.record_bag, q_for, mask, fields=fields))
+    if config.ply_dir:
+        writers.append(CloudSnapshots(config.ply_dir, config.ply_every, q_for, mask, fields))
+    return writers
+
+
+def write_to_all(writers: list) -> Callable:
+    def write(result) -> None:
+        for writer in writers:
+            writer.write(result)
+    return write
