@@ -42,6 +42,11 @@ def test_decode_pair_refuses_mismatched_sizes():
     assert rgb.shape == (8, 12, 3) and meta.stamp == stamp
 
 
+def test_help_has_an_example_and_needs_no_ros():
+    result = CliRunner().invoke(main, ["ros2", "--help"])
+    assert result.exit_code == 0 and "Example: stereo-trt ros2 " in result.output
+
+
 @pytest.mark.skipif(HAS_RCLPY, reason="rclpy is importable here: the missing-ROS message cannot be shown")
 def test_without_ros_the_command_says_where_rclpy_comes_from():
     result = CliRunner().invoke(main, ["ros2", "--backend", "sgbm"])

@@ -157,7 +157,8 @@ class StereoNode:
         info_class = get_message(messages.CAMERA_INFO)
         for topic in (config.left_topic, config.right_topic):
             info_topic = topic.rpartition("/")[0] + "/camera_info"
-            self.node.create_subscription(info_class, info_topic, self._info_callback(info_topic), 1)
+            # Best effort matches reliable and best-effort publishers alike (drivers use both).
+            self.node.create_subscription(info_class, info_topic, self._info_callback(info_topic), images_qos)
         self.publishers = {name: self.node.create_publisher(get_message(msgtype), f"{config.namespace}/{name}", 1)
                            for name, msgtype in TOPICS.items()}
         self.error: BaseException | None = None
