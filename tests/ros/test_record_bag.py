@@ -180,3 +180,19 @@ def test_without_rosbags_the_error_names_the_extra(tmp_path, monkeypatch):
     result = run("--source", video_folder, "--rectified", "--backend", "sgbm", "--record-bag", tmp_path / "o.mcap")
     assert result.exit_code == 2 and "pip install 'stereo-trt[ros]'" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_the_p_key_in_the_window_writes_a_cloud_of_the_next_frame(tmp_path, monkeypatch):
+    import cv2
+
+    from toolkit.stream import clouds, display
+
+    snapshots = clouds.CloudSnapshots(tmp_path / "c", 1000, lambda h, w: np.eye(4))
+    window = display.Window()
+    clouds.bind_keys([snapshots], [window])
+    # The window's GUI calls stand in for a display this machine does not have; the key dispatch is what is tested.
+    for name, value in (("namedWindow", None), ("imshow", None), ("getWindowProperty", 1.0)):
+        monkeypatch.setattr(cv2, name, lambda *a, _v=value: _v)
+    monkeypatch.setattr(cv2, "waitKey", lambda *a: ord("p"))
+    assert window.publish(np.zeros((4, 4, 3), np.uint8)) is True
+    assert snapshots.requested

@@ -225,6 +225,7 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> loop.Summary:
         options.on_result = clouds.write_to_all(writers)
     # The recording plays at --fps, else at the rate the open source reports (a file's, a camera's).
     sinks = build_sinks(config, config.fps or (lambda: source.fps), fields, echo)
+    clouds.bind_keys(writers, sinks)
     # The bag recorder is a sink too: the loop closes sinks on every exit path, Ctrl-C included.
     sinks += [writer for writer in writers if hasattr(writer, "publish")]
     return loop.run_stream(source, runner, options, sinks)

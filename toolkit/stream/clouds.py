@@ -17,10 +17,11 @@ import numpy as np
 from toolkit.errors import InputError
 from toolkit.outputs import check_output_dir
 from toolkit.pointcloud import CloudMask, cloud_from_disparity, metres_per_unit, q_matrix, scale_q, write_ply
+from toolkit.stream.display import Window
 
 
 class CloudSnapshots:
-    """Writes ``<folder>/frame_<index>.ply`` for every ``every``-th processed frame.
+    """Writes ``<folder>/frame_<index>.ply`` for every ``every``-th processed frame, and on request.
 
     Use ``write`` as (part of) ``StreamOptions.on_result``.
 
@@ -40,14 +41,20 @@ class CloudSnapshots:
         self.mask = mask or CloudMask()
         self.fields = dict(fields or {})
         self.seen = 0
+        self.requested = False
         self.written: list[Path] = []
 
+    def request(self) -> None:
+        """Write a cloud for the next frame too, whatever its turn (the window's p key)."""
+        self.requested = True
+
     def write(self, result) -> None:
-        """Take one ``loop.FrameResult``; writes a cloud when its turn has come."""
-        due = self.seen % self.every == 0
+        """Take one ``loop.FrameResult``; writes a cloud when its turn has come or one was requested."""
+        due = self.seen % self.every == 0 or self.requested
         self.seen += 1
         if not due:
             return
+        self.requested = False
         cloud = cloud_from_disparity(result.disparity, self.q_for(*result.disparity.shape), result.left,
                                      result.valid, result.confidence, self.mask)
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -111,6 +118,14 @@ def result_writers(config, q_for, fields: dict) -> list:
     if config.ply_dir:
         writers.append(CloudSnapshots(config.ply_dir, config.ply_every, q_for, mask, fields))
     return writers
+
+
+def bind_keys(writers: list, sinks: list) -> None:
+    """In a window, p writes a point cloud of the next frame (with --ply-dir)."""
+    snapshots = [w for w in writers if isinstance(w, CloudSnapshots)]
+    for sink in sinks:
+        if snapshots and isinstance(sink, Window):
+            sink.keys[ord("p")] = snapshots[0].request
 
 
 def write_to_all(writers: list) -> Callable:

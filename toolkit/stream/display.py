@@ -1,4 +1,4 @@
-"""An on-screen window for the loop, only where a display exists; ``q`` or Esc quits."""
+"""An on-screen window for the loop, only where a display exists; ``q`` or Esc quits, other keys can be bound."""
 
 from __future__ import annotations
 
@@ -32,12 +32,16 @@ class Window:
     """A sink showing each view in a resizable OpenCV window; ``publish`` returns False to quit.
 
     Must be used from the main thread (GUI toolkits require it).
+
+    Attributes:
+        keys: key code -> function called when that key is pressed (``run --ply-dir`` binds p).
     """
 
     def __init__(self, title: str = "stereo-trt") -> None:
         self.title = title
         self.opened = False
         self.seen_visible = False
+        self.keys: dict = {}
 
     def publish(self, view: np.ndarray) -> bool:
         if not self.opened:
@@ -47,6 +51,8 @@ class Window:
         key = cv2.waitKey(1) & 0xFF
         if key in QUIT_KEYS:
             return False
+        if key in self.keys:
+            self.keys[key]()
         # The window's close button: the property drops below 1 once it is gone. Some GUI
         # backends report 0 until the window first appears, so only a window seen visible counts.
         visible = cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) >= 1
