@@ -59,7 +59,7 @@ def encode(image: np.ndarray, encoding: str, stamp: messages.Stamp):
 
 def write_bag(path, storage: str = "mcap", frames: int = 3, encoding: str = "rgb8", with_info: bool = True,
               right_size: tuple | None = None, skew_ns: int = 1_000_000, topics=("/stereo/left/image_rect", "/stereo/right/image_rect"),
-              extra_topics=()) -> BagScene:
+              extra_topics=(), distinct: int | None = None) -> BagScene:
     """Write a bag with ``frames`` stereo pairs from generated scenes.
 
     Args:
@@ -70,6 +70,7 @@ def write_bag(path, storage: str = "mcap", frames: int = 3, encoding: str = "rgb
         right_size: (height, width) of the right images, to mismatch on purpose.
         skew_ns: right stamps lag the left ones by this much.
         extra_topics: other image topics to add (one copy of the left images).
+        distinct: generate this many scenes and cycle through them (long bags stay quick to write).
     """
     from rosbags.rosbag2 import StoragePlugin, Writer
 
@@ -87,8 +88,10 @@ def write_bag(path, storage: str = "mcap", frames: int = 3, encoding: str = "rgb
         for t in topics:
             name = t.rpartition("/")[0] + "/camera_info"
             infos[t] = writer.add_connection(name, messages.CAMERA_INFO, typestore=store)
+    scenes = {}
     for i in range(frames):
-        s = make_scene(i, *SIZE, max_disp=20, jitter=False)
+        seed = i % distinct if distinct else i
+        s = scenes.setdefault(seed, make_scene(seed, *SIZE, max_disp=20, jitter=False))
         left, right = s.left, s.right
         if right_size is not None:
             right = cv2.resize(right, right_size[::-1])
