@@ -145,11 +145,12 @@ def inspect_bag(path: str | Path, left_topic: str | None = None, right_topic: st
         infos = None
         if all(t in topics and topics[t].msgtype == messages.CAMERA_INFO for t in info_topics):
             infos = tuple(_first_message(reader, t) for t in info_topics)
+            infos = None if None in infos else infos  # a topic declared but never written
         count = topics[left].msgcount
         duration_s = reader.duration / 1e9
         fps = (count - 1) / duration_s if count > 1 and duration_s > 0 else None
         return BagPlan(path, left, right, {left: topics[left].msgtype, right: topics[right].msgtype},
-                       infos if infos and None not in infos else None, info_topics if infos else None, fps)
+                       infos, info_topics if infos else None, fps)
 
 
 def plan_for(config) -> BagPlan | None:
