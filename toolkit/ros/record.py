@@ -119,6 +119,10 @@ class BagRecorder:
             return None
         self.writer.close()
         self.writer = None
+        if self.frames == 0:  # the first frame failed: nothing worth a bag
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = None
+            return None
         written = self.tmp / self.path.stem
         os.replace(written / f"{self.path.stem}.mcap" if self.path.suffix else written, self.path)
         shutil.rmtree(self.tmp, ignore_errors=True)
