@@ -134,3 +134,17 @@ def test_unsynchronised_cameras_pair_with_a_larger_slop(tmp_path):
     assert "no left/right messages with stamps within 5 ms" in line and "--slop" in line
     result = run_bag(scene.path, "--slop", "0.03")
     assert result.exit_code == 0 and "2 frames processed of 2 captured" in result.output, result.output
+
+
+def test_calibration_overrides_the_bags_camera_info(tmp_path):
+    from ros_bags import read_bag
+    from toolkit.stream.rectify import StereoCalibration, save_calibration
+
+    K = np.array([[80.0, 0, 47.5], [0, 80.0, 31.5], [0, 0, 1]])
+    calibration = save_calibration(tmp_path / "c.yaml", StereoCalibration(
+        K, np.zeros((1, 5)), K, np.zeros((1, 5)), np.eye(3), np.array([[-0.2], [0.0], [0.0]]), (96, 64), units="m"))
+    scene = write_bag(tmp_path / "rec.mcap", frames=1)
+    result = run_bag(scene.path, "--calibration", calibration, "--record-bag", tmp_path / "out.mcap")
+    assert result.exit_code == 0, result.output
+    disparity = read_bag(tmp_path / "out.mcap")["/stereo_trt/disparity"][0][1]
+    assert (disparity.f, disparity.t) == (pytest.approx(80.0), pytest.approx(0.2))
