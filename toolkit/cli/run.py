@@ -15,6 +15,12 @@ FRAME_POLICIES = {"auto": None, "latest": True, "every": False}
 @click.option("--size", "size_text", metavar="HxW", help="Network size for checkpoints (multiples of 32).")
 @click.option("--max-disp", type=click.IntRange(16, 768), help="Maximum disparity, px (checkpoints and sgbm).")
 @click.option("--threads", type=click.IntRange(1, 256), help="CPU threads for ONNX Runtime / PyTorch.")
+@click.option("--device", metavar="cpu|cuda|cuda:N",
+              help="Where checkpoints (PyTorch) and .onnx models (ONNX Runtime) run.  [default: cpu; engines: cuda]")
+@click.option("--precision", type=click.Choice(["fp32", "fp16"]),
+              help="Checkpoints on CUDA: fp16 runs half weights (normalisation kept in FP32). Default: fp32.")
+@click.option("--cuda-graph", is_flag=True,
+              help="Checkpoints on CUDA (with --size) and engines: replay the forward pass as one CUDA graph.")
 @click.option("--calibration", type=click.Path(dir_okay=False),
               help="Stereo calibration (OpenCV YAML/XML or JSON): frames are rectified with it.")
 @click.option("--alpha", type=click.FloatRange(-1, 1), default=0.0, show_default=True,
@@ -38,7 +44,7 @@ FRAME_POLICIES = {"auto": None, "latest": True, "every": False}
 @click.option("--frames", "frame_policy", type=click.Choice(sorted(FRAME_POLICIES)), default="auto", show_default=True,
               help="latest: drop frames the model cannot keep up with; every: process all; auto: latest for cameras.")
 @click.option("--max-frames", type=click.IntRange(1), help="Stop after this many frames.")
-def command(source_texts, swap, backend, model, size_text, max_disp, threads, calibration, alpha, rectified, depth,
+def command(source_texts, swap, backend, model, size_text, max_disp, threads, device, precision, cuda_graph, calibration, alpha, rectified, depth,
             focal_px, baseline, range_text, min_confidence, lr_check, no_mask, save, headless, serve_port, host, status_every,
             camera_size, fps, fourcc, frame_policy, max_frames):
     """Live disparity or depth from stereo cameras, videos or image folders.
@@ -51,12 +57,15 @@ def command(source_texts, swap, backend, model, size_text, max_disp, threads, ca
     """
     import signal
 
+    from toolkit.device import parse_device
     from toolkit.stream import app
 
     signal.signal(signal.SIGTERM, _interrupt)
     config = app.RunConfig(
         sources=list(source_texts), swap=swap, backend=BACKENDS[backend] if backend else None, model=model,
-        size_text=size_text, max_disp=max_disp, threads=threads, calibration=calibration, alpha=alpha,
+        size_text=size_text, max_disp=max_disp, threads=threads,
+        device=parse_device(device) if device else None, precision=precision,
+        cuda_graph=cuda_graph, calibration=calibration, alpha=alpha,
         rectified=rectified, depth=depth, focal_px=focal_px, baseline=baseline, range_text=range_text,
         min_confidence=min_confidence, lr_check=lr_check, mask_invalid=not no_mask, save=save, headless=headless, serve_port=serve_port,
         host=host, status_every=status_every, camera_size=camera_size, fps=fps, fourcc=fourcc,

@@ -10,7 +10,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
-from toolkit.confidence import with_lr_check
 from toolkit.errors import InputError
 from toolkit.stream import display, loop, sources
 from toolkit.stream.rectify import DepthConverter, Rectifier, load_calibration
@@ -27,6 +26,9 @@ class RunConfig:
     size_text: str | None = None
     max_disp: int | None = None
     threads: int | None = None
+    device: str | None = None
+    precision: str | None = None
+    cuda_graph: bool = False
     calibration: str | None = None
     alpha: float = 0.0
     rectified: bool = False
@@ -103,29 +105,34 @@ def build_geometry(config: RunConfig) -> tuple[Rectifier | None, DepthConverter 
     return rectifier, rectifier.depth_converter()
 
 
+def runner_spec(config: RunConfig):
+    """The ``RunnerSpec`` of the run: SGBM for --backend sgbm, else --model.
+
+    Raises:
+        InputError: no --model for a network backend.
+    """
+    from toolkit.backends import RunnerSpec
+    from toolkit.preprocess import parse_size
+
+    if config.backend != "sgbm" and not config.model:
+        raise InputError("give --model (a TensorRT .engine, an .onnx or a .pth checkpoint), "
+                         "or --backend sgbm to run without a network")
+    return RunnerSpec(model=config.model or "sgbm", backend=config.backend, device=config.device,
+                      precision=config.precision, cuda_graph=config.cuda_graph, size=parse_size(config.size_text),
+                      threads=config.threads, max_disp=config.max_disp, lr_check=config.lr_check)
+
+
 def build_runner(config: RunConfig):
-    """The (inactive) runner: SGBM for --backend sgbm, else ``open_runner`` on --model;
-    wrapped in the left-right check with --lr-check.
+    """The (inactive) runner of the run, from ``open_runner``: the device is checked here,
+    before any model loads.
 
     Raises:
         InputError: no --model for a network backend, options the backend cannot use.
+        DependencyError: --device asks for CUDA this machine cannot give.
     """
-    from toolkit.preprocess import parse_size
-
-    size = parse_size(config.size_text)
-    if config.backend == "sgbm":
-        if config.model or size:
-            raise InputError("--backend sgbm takes no --model or --size (it matches the frames as they come)")
-        from toolkit.backends.sgbm import SGBMRunner
-
-        return with_lr_check(SGBMRunner(max_disp=config.max_disp or 128), config.lr_check)
-    if not config.model:
-        raise InputError("give --model (a TensorRT .engine, an .onnx or a .pth checkpoint), "
-                         "or --backend sgbm to run without a network")
     from toolkit.backends import open_runner
 
-    runner = open_runner(config.model, config.backend, size=size, max_disp=config.max_disp, threads=config.threads)
-    return with_lr_check(runner, config.lr_check)
+    return open_runner(runner_spec(config))
 
 
 def wants_window(config: RunConfig) -> bool:
@@ -177,14 +184,15 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> loop.Summary:
     if config.fourcc is not None and len(config.fourcc) != 4:
         raise InputError(f"--fourcc {config.fourcc!r}: expected four characters, for example MJPG or YUYV")
     camera = sources.CameraSettings(*(camera_size or (None, None)), fps=config.fps, fourcc=config.fourcc)
-    source = sources.open_source(config.sources, config.swap, camera)
     runner = build_runner(config)
+    source = sources.open_source(config.sources, config.swap, camera)
     headless = not wants_window(config)
     options = loop.StreamOptions(
         rectifier=rectifier, depth=depth, value_range=value_range, min_confidence=config.min_confidence,
         mask_invalid=config.mask_invalid, latest_frame_wins=config.latest_frame_wins, max_frames=config.max_frames,
         status_every_s=config.status_every if headless else None, on_status=echo)
-    fields = {"source": config.sources, "backend": runner.name, "model": config.model,
+    fields = {"source": config.sources, "backend": runner.name, "model": config.model, "device": runner.device,
+              "precision": runner.precision,
               "calibration": config.calibration, "view": "depth" if depth else "disparity"}
     # The recording plays at --fps, else at the rate the open source reports (a file's, a camera's).
     sinks = build_sinks(config, config.fps or (lambda: source.fps), fields, echo)
