@@ -179,14 +179,14 @@ def run_demo(out_dir: str | Path = "outputs/demo", engines_dir: str | Path = pat
         backend: "tensorrt", "torch" or "onnxruntime"; None: the best one here (``choose_backend``).
         device: "cpu", "cuda" or "cuda:N"; None: the best one here.
     """
-    from toolkit.backends import open_runner, resolve
+    from toolkit.backends import check_spec, open_runner
 
     checkpoint = paths.resolve_checkpoint(checkpoint)
     out_dir, engines_dir = Path(out_dir), Path(engines_dir)
     choice = demo_choice(backend, device)
     log(f"backend: {choice.backend} on {choice.device} ({choice.reason})")
     # the device and options are checked before the export (minutes on a CPU)
-    resolve(RunnerSpec(model=str(checkpoint), backend=choice.backend, device=choice.device,
+    check_spec(RunnerSpec(model=str(checkpoint), backend=choice.backend, device=choice.device,
                        precision=choice.precision, cuda_graph=choice.cuda_graph, size=size))
     clip = builtin_clip(frames, size)
     spec = demo_spec(choice, checkpoint, engines_dir, size, log)

@@ -17,7 +17,29 @@ from pathlib import Path
 from toolkit.backends.spec import RunnerSpec, backend_for, parse_model_text, resolve
 from toolkit.errors import InputError
 
-__all__ = ["RunnerSpec", "backend_for", "open_runner", "parse_model_text", "resolve"]
+__all__ = ["RunnerSpec", "backend_for", "check_spec", "open_runner", "parse_model_text", "resolve"]
+
+
+def check_spec(spec: RunnerSpec) -> tuple[str, RunnerSpec]:
+    """``resolve`` plus the device check: what ``open_runner`` checks before it reads any file.
+
+    Commands whose slow work comes before the runner (a dataset to load, an export) call it first.
+
+    Returns:
+        (backend, resolved spec).
+
+    Raises:
+        InputError: see ``resolve``.
+        DependencyError: CUDA asked for and the backend cannot use it here (the message points to doctor).
+    """
+    from toolkit.device import onnxruntime_providers, require_torch_device
+
+    backend, spec = resolve(spec)
+    if backend == "torch":
+        require_torch_device(spec.device)
+    elif backend == "onnxruntime":
+        onnxruntime_providers(spec.device)
+    return backend, spec
 
 
 def open_runner(spec: RunnerSpec | str | os.PathLike, **fields):
@@ -40,7 +62,7 @@ def open_runner(spec: RunnerSpec | str | os.PathLike, **fields):
         spec = RunnerSpec(model=str(spec), **{key: value for key, value in fields.items() if value is not None})
     elif fields:
         raise InputError("open_runner takes a RunnerSpec or a model path with fields, not both")
-    backend, spec = resolve(spec)
+    backend, spec = check_spec(spec)
     if backend != "sgbm" and not Path(spec.model).is_file():
         raise InputError(f"{spec.model}: no such model file; expected a checkpoint, ONNX model or TensorRT engine")
     runner = OPENERS[backend](spec)
@@ -53,9 +75,7 @@ def open_runner(spec: RunnerSpec | str | os.PathLike, **fields):
 
 def _open_torch(spec: RunnerSpec):
     from toolkit.backends.torch_runner import TorchRunner
-    from toolkit.device import require_torch_device
 
-    require_torch_device(spec.device)
     return TorchRunner(spec.model, iters=spec.iters, device=spec.device, size=spec.size, threads=spec.threads,
                        max_disp=spec.max_disp, precision=spec.precision or "fp32", cuda_graph=spec.cuda_graph)
 

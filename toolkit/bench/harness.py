@@ -239,6 +239,7 @@ def run_bench(config: BenchConfig, out_dir: str | Path, progress: Progress | Non
     say = progress or (lambda message: None)
     config.validate()
     infos = models.describe_models(config.models)
+    models.check_rows(infos, config.device, config.threads, config.size)
     notes = []
     with tempfile.TemporaryDirectory(prefix="stereo-trt-bench-") as scratch:
         data = load_bench_data(config.data, scratch, config.split, config.limit)

@@ -105,6 +105,22 @@ def row_spec(text: str, device: str = "cpu", threads: int | None = None, iters: 
     return spec
 
 
+def check_rows(infos: list, device: str, threads: int | None, size: tuple | None) -> None:
+    """Refuse, before any data loads, a row whose options or device cannot work here.
+
+    Raises:
+        InputError: an option a row's backend cannot honour (a +graph row without a size...).
+        DependencyError: --device asks for CUDA a PyTorch or ONNX Runtime row cannot use here.
+    """
+    from toolkit.backends import check_spec
+
+    for info in infos:
+        spec = row_spec(info.spec, device, threads, size=size)
+        if spec.cuda_graph and size is None and info.backend == "torch":
+            continue  # the size may still come from the exported rows; open_runner checks again
+        check_spec(spec)
+
+
 def spec_options(spec: RunnerSpec) -> dict:
     """A spec as JSON-serialisable options (the memory probe rebuilds it in a child process)."""
     values = asdict(spec)
