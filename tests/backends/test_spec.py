@@ -47,6 +47,8 @@ def test_spec_resolution_table(text, backend_arg, backend, fields):
 def test_model_label_keeps_the_modifiers():
     assert model_label(parse_model_text("a/student.pth+fp16+graph+lr")) == "student.pth+fp16+graph+lr"
     assert model_label(parse_model_text("sgbm")) == "sgbm"
+    pinned = parse_model_text("m.onnx+cpu", device="cuda")
+    assert pinned.device == "cpu" and model_label(pinned) == "m.onnx+cpu"
     with pytest.raises(InputError, match=r"\+lr given twice"):
         parse_model_text("m.pth+lr+lr")
 

@@ -27,7 +27,8 @@ BACKEND_ALIASES = {"torch": "torch", "pytorch": "torch", "onnxruntime": "onnxrun
                    "tensorrt": "tensorrt", "trt": "tensorrt", "sgbm": SGBM}
 # Model-text modifiers (``student.pth+fp16+graph+lr``): what a bench row or a teacher name can carry.
 LR_SUFFIX = "+lr"
-MODIFIERS = {"lr": "lr_check", "fp16": "precision", "graph": "cuda_graph"}
+MODIFIERS = {"lr": "lr_check", "fp16": "precision", "graph": "cuda_graph", "cpu": "device", "cuda": "device"}
+MODIFIER_VALUES = {"fp16": "fp16", "cpu": "cpu", "cuda": "cuda"}
 # The one set of SGBM defaults (run, bench and pseudo-label used to disagree: 128 vs 192).
 SGBM_MAX_DISP = 192
 SGBM_LR_THRESHOLD = 1.0
@@ -84,10 +85,11 @@ class RunnerSpec:
 
 
 def parse_model_text(text: str, **fields_) -> RunnerSpec:
-    """A spec from model text with optional modifiers: ``PATH|sgbm[+fp16][+graph][+lr]``.
+    """A spec from model text with optional modifiers: ``PATH|sgbm[+cpu|+cuda][+fp16][+graph][+lr]``.
 
     ``+fp16`` asks for half precision, ``+graph`` for a CUDA graph, ``+lr`` for the left-right
-    confidence; ``fields_`` fill the other fields.
+    confidence, ``+cpu``/``+cuda`` pin the row's device (an ONNX row on the CPU beside PyTorch
+    rows on the GPU); ``fields_`` fill the other fields.
 
     Raises:
         InputError: a modifier given twice.
@@ -99,7 +101,7 @@ def parse_model_text(text: str, **fields_) -> RunnerSpec:
             break
         if MODIFIERS[tail.lower()] in flags:
             raise InputError(f"--model {text}: +{tail} given twice")
-        flags[MODIFIERS[tail.lower()]] = "fp16" if tail.lower() == "fp16" else True
+        flags[MODIFIERS[tail.lower()]] = MODIFIER_VALUES.get(tail.lower(), True)
         base = head
     return RunnerSpec(model=base, **{**fields_, **flags})
 
@@ -107,6 +109,8 @@ def parse_model_text(text: str, **fields_) -> RunnerSpec:
 def model_label(spec: RunnerSpec) -> str:
     """Short row name: the file name (or "sgbm") and the modifiers, e.g. ``student.pth+fp16+graph``."""
     name = SGBM if is_sgbm(spec) else Path(spec.model).name
+    if spec.device:
+        name += "+" + spec.device
     if spec.precision == "fp16":
         name += "+fp16"
     if spec.cuda_graph:

@@ -89,7 +89,8 @@ def row_spec(text: str, device: str = "cpu", threads: int | None = None, iters: 
              max_disp: int | None = None, size: tuple | None = None) -> RunnerSpec:
     """The ``RunnerSpec`` of one row: the model text's modifiers plus the bench options its backend honours.
 
-    ``--device`` and ``--threads`` are for the PyTorch and ONNX Runtime rows (SGBM runs on
+    ``--device`` (unless the row pins its own with ``+cpu``/``+cuda``) and ``--threads`` are for
+    the PyTorch and ONNX Runtime rows (SGBM runs on
     the CPU with OpenCV's pool, set once for every row; an engine on the current CUDA device);
     ``--iters`` is for checkpoints, ``--max-disp`` for checkpoints and SGBM (exported models
     have both baked in).
@@ -97,7 +98,7 @@ def row_spec(text: str, device: str = "cpu", threads: int | None = None, iters: 
     spec = parse_model_text(text, size=None if size is None else tuple(size))
     backend = backend_for(spec.model)
     if backend in ("torch", "onnxruntime"):
-        spec = spec.with_(device=device, threads=threads)
+        spec = spec.with_(device=spec.device or device, threads=threads)  # +cpu / +cuda pin a row's device
     if backend == "torch":
         spec = spec.with_(iters=iters, max_disp=max_disp)
     if backend == "sgbm":

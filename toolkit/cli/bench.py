@@ -2,10 +2,10 @@ import click
 
 
 @click.command("bench")
-@click.option("--model", "models", multiple=True, required=True, metavar="PATH|sgbm[+fp16][+graph][+lr]",
+@click.option("--model", "models", multiple=True, required=True, metavar="PATH|sgbm[+cpu|+cuda][+fp16][+graph][+lr]",
               help="A row: checkpoint (.pth, PyTorch), .onnx (ONNX Runtime, FP32/FP16/INT8 Q/DQ), "
                    ".engine (TensorRT) or 'sgbm' (OpenCV). A checkpoint on --device cuda may end in +fp16 "
-                   "(half weights) and +graph (CUDA graph; needs a fixed size); append +lr for the same model "
+                   "(half weights) and +graph (CUDA graph; needs a fixed size); +cpu or +cuda pins a row's device; append +lr for the same model "
                    "with a left-right consistency confidence (two inferences per pair). Repeat for several rows.")
 @click.option("--data", default="builtin", show_default=True,
               help="'builtin' (Middlebury Motorcycle with ground truth), an InStereo2K root, a KITTI- or "
