@@ -9,8 +9,9 @@ targets: graph >= 3x eager, FP16 EPE vs FP32 <= 0.05 px, run loop overhead <= 10
 
 Needs no installation: ``PYTHONPATH=$PWD python3 benchmarks/gpu-reference/regenerate.py``.
 Knobs (environment): OUT (default ./gpu-reference-out), GPU_REF_SIZE (480x640),
-GPU_REF_ITERS (8), GPU_REF_FRAMES (300), GPU_REF_DEVICE (cuda; "cpu" exercises the plumbing
-without the GPU rows), GPU_REF_TESTS (1; 0 skips the pytest step).
+GPU_REF_ITERS (8), GPU_REF_FRAMES (300), GPU_REF_REPEATS (30 timed passes), GPU_REF_DEVICE
+(cuda; "cpu" exercises the plumbing without the GPU rows), GPU_REF_TESTS (1; 0 skips the
+pytest step).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def knobs() -> dict:
             "iters": int(os.environ.get("GPU_REF_ITERS", "8")),
             "frames": int(os.environ.get("GPU_REF_FRAMES", "300")),
             "device": parse_device(os.environ.get("GPU_REF_DEVICE", "cuda"), "GPU_REF_DEVICE"),
+            "repeats": int(os.environ.get("GPU_REF_REPEATS", "30")),
             "tests": os.environ.get("GPU_REF_TESTS", "1") != "0"}
 
 
@@ -112,7 +114,7 @@ def run_bench(rows: list, knob: dict, scratch: Path):
     from toolkit.bench import run_bench as bench
 
     config = BenchConfig(models=rows, data="builtin", size=knob["size"], iters=knob["iters"], device=knob["device"],
-                         warmup=5, repeats=30, measure_memory=True)
+                         warmup=5, repeats=knob["repeats"], measure_memory=True)
     report = bench(config, scratch / "bench", progress=print)
     for name in ("report.md", "report.json"):
         shutil.copy(scratch / "bench" / name, knob["out"] / f"bench_{name}")
