@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from toolkit import paths, preprocess, provenance
+from toolkit import paths, provenance
 from toolkit.backends.choice import BackendChoice, choose_backend
 from toolkit.backends.spec import RunnerSpec
 from toolkit.bench import metrics
@@ -158,16 +158,23 @@ def demo_choice(backend: str | None, device: str | None) -> BackendChoice:
                          f"--backend {backend}")
 
 
-def demo_spec(choice: BackendChoice, checkpoint: Path, engines_dir: Path, size: tuple[int, int],
-              log: Callable[[str], None]) -> RunnerSpec:
-    """The runner spec of the chosen backend: the checkpoint itself, or its ONNX / engine (made once)."""
-    if choice.backend == "torch":
-        model = checkpoint
-    else:
-        onnx_path = ensure_onnx(checkpoint, engines_dir, size, log)
-        model = ensure_engine(onnx_path, engines_dir, log) if choice.backend == "tensorrt" else onnx_path
+def choice_spec(choice: BackendChoice, checkpoint: Path, size: tuple[int, int], engines_dir: Path | str | None = None,
+                log: Callable[[str], None] = print, **fields) -> RunnerSpec:
+    """The runner spec of a backend choice for a checkpoint: the checkpoint itself (PyTorch), or its
+    ONNX / engine, made once under ``engines_dir`` at ``size`` and reused.
+
+    Args:
+        engines_dir: where the ONNX / engine go; None describes the spec without making them
+            (the model is then the checkpoint), for checking options before the export.
+        **fields: further ``RunnerSpec`` fields (threads, max_disp, lr_check).
+    """
+    model = checkpoint
+    if choice.backend != "torch" and engines_dir is not None:
+        onnx_path = ensure_onnx(checkpoint, Path(engines_dir), size, log)
+        model = ensure_engine(onnx_path, Path(engines_dir), log) if choice.backend == "tensorrt" else onnx_path
+    values = {key: value for key, value in fields.items() if value not in (None, False)}
     return RunnerSpec(model=str(model), backend=choice.backend, device=choice.device, precision=choice.precision,
-                      cuda_graph=choice.cuda_graph, size=size if choice.backend == "torch" else None)
+                      cuda_graph=choice.cuda_graph, size=size if choice.backend == "torch" else None, **values)
 
 
 def run_demo(out_dir: str | Path = "outputs/demo", engines_dir: str | Path = paths.ENGINES_DIR,
@@ -185,11 +192,9 @@ def run_demo(out_dir: str | Path = "outputs/demo", engines_dir: str | Path = pat
     out_dir, engines_dir = Path(out_dir), Path(engines_dir)
     choice = demo_choice(backend, device)
     log(f"backend: {choice.backend} on {choice.device} ({choice.reason})")
-    # the device and options are checked before the export (minutes on a CPU)
-    check_spec(RunnerSpec(model=str(checkpoint), backend=choice.backend, device=choice.device,
-                       precision=choice.precision, cuda_graph=choice.cuda_graph, size=size))
+    check_spec(choice_spec(choice, checkpoint, size))  # the device and options, before the export
     clip = builtin_clip(frames, size)
-    spec = demo_spec(choice, checkpoint, engines_dir, size, log)
+    spec = choice_spec(choice, checkpoint, size, engines_dir, log)
     model = Path(spec.model)
     backend = choice.backend
     depth = DepthConverter(builtin.FOCAL_PX, builtin.BASELINE_M, builtin.DOFFS_PX / builtin.BASELINE_M, "m")

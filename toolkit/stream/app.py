@@ -49,6 +49,7 @@ class RunConfig:
     fourcc: str | None = None
     latest_frame_wins: bool | None = None
     max_frames: int | None = None
+    engines_dir: str = "engines"
 
 
 def parse_range(text: str | None) -> tuple[float, float] | None:
@@ -105,15 +106,18 @@ def build_geometry(config: RunConfig) -> tuple[Rectifier | None, DepthConverter 
     return rectifier, rectifier.depth_converter()
 
 
-def runner_spec(config: RunConfig):
-    """The ``RunnerSpec`` of the run: SGBM for --backend sgbm, else --model.
+def runner_spec(config: RunConfig, echo: Callable[[str], None] = print):
+    """The ``RunnerSpec`` of the run: SGBM for --backend sgbm, --model when given, else the
+    built-in student on the best backend here (``builtin_spec``).
 
     Raises:
-        InputError: no --model for a network backend.
+        InputError: --backend trt/onnx without --model.
     """
     from toolkit.backends import RunnerSpec
     from toolkit.preprocess import parse_size
 
+    if config.model is None and config.backend in (None, "torch"):
+        return builtin_spec(config, echo)
     if config.backend != "sgbm" and not config.model:
         raise InputError("give --model (a TensorRT .engine, an .onnx or a .pth checkpoint), "
                          "or --backend sgbm to run without a network")
@@ -122,17 +126,47 @@ def runner_spec(config: RunConfig):
                       threads=config.threads, max_disp=config.max_disp, lr_check=config.lr_check)
 
 
-def build_runner(config: RunConfig):
-    """The (inactive) runner of the run, from ``open_runner``: the device is checked here,
-    before any model loads.
+def builtin_spec(config: RunConfig, echo: Callable[[str], None]):
+    """No --model: the built-in student on the best backend here (TensorRT, else PyTorch on CUDA
+    in FP16 + CUDA graph, else ONNX Runtime on CUDA, else on the CPU), said in one line.
+
+    The ONNX (and engine) is made once under ``engines_dir`` at --size (default 480x640) and
+    reused; --backend torch keeps the checkpoint.
 
     Raises:
-        InputError: no --model for a network backend, options the backend cannot use.
+        DependencyError: --device asks for CUDA no backend can use here.
+    """
+    from toolkit import demo, paths
+    from toolkit.backends import check_spec
+    from toolkit.backends.choice import BackendChoice, choose_backend
+    from toolkit.preprocess import parse_size
+
+    if config.backend == "torch":
+        gpu = (config.device or "cpu") != "cpu"
+        choice = BackendChoice("torch", config.device or "cpu", "fp16" if gpu else None, gpu,
+                               f"--backend torch on {config.device or 'cpu'}")
+    else:
+        choice = choose_backend(config.device)
+    size = parse_size(config.size_text) or demo.DEMO_SIZE
+    echo(f"no --model: the built-in student on {choice.backend} ({choice.device}): {choice.reason}")
+    choice = BackendChoice(choice.backend, choice.device, config.precision or choice.precision,
+                           config.cuda_graph or choice.cuda_graph, choice.reason)
+    options = {"threads": config.threads, "max_disp": config.max_disp, "lr_check": config.lr_check}
+    check_spec(demo.choice_spec(choice, paths.BUILTIN_CHECKPOINT, size, **options))  # before any export
+    return demo.choice_spec(choice, paths.BUILTIN_CHECKPOINT, size, engines_dir=config.engines_dir, log=echo,
+                            **options)
+
+
+def build_runner(config: RunConfig, echo: Callable[[str], None] = print):
+    """The (inactive) runner of the run, from ``open_runner``: the device is checked before any model loads.
+
+    Raises:
+        InputError: no --model for --backend trt/onnx, options the backend cannot use.
         DependencyError: --device asks for CUDA this machine cannot give.
     """
     from toolkit.backends import open_runner
 
-    return open_runner(runner_spec(config))
+    return open_runner(runner_spec(config, echo))
 
 
 def wants_window(config: RunConfig) -> bool:
@@ -184,8 +218,8 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> loop.Summary:
     if config.fourcc is not None and len(config.fourcc) != 4:
         raise InputError(f"--fourcc {config.fourcc!r}: expected four characters, for example MJPG or YUYV")
     camera = sources.CameraSettings(*(camera_size or (None, None)), fps=config.fps, fourcc=config.fourcc)
-    runner = build_runner(config)
-    source = sources.open_source(config.sources, config.swap, camera)
+    source = sources.open_source(config.sources, config.swap, camera)  # checks paths, opens nothing
+    runner = build_runner(config, echo)
     headless = not wants_window(config)
     options = loop.StreamOptions(
         rectifier=rectifier, depth=depth, value_range=value_range, min_confidence=config.min_confidence,
