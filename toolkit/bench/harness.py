@@ -57,7 +57,8 @@ class BenchConfig:
             checkpoint among ``models``, else the built-in weights when the exported models
             were exported from them, else no reference.
         threads: CPU threads for PyTorch, ONNX Runtime and OpenCV; None keeps their defaults.
-        device: PyTorch / ONNX Runtime device ("cpu", "cuda").
+        device: device of the PyTorch and ONNX Runtime rows ("cpu", "cuda", "cuda:N"); a row
+            may pin its own with ``+cpu`` / ``+cuda``.
         iters: refinement iterations for checkpoints; None: what the exported models baked
             in (when they agree), else the checkpoint's own.
         max_disp: disparity range for checkpoints and SGBM; None: the exported models' value
@@ -357,7 +358,7 @@ def _resolve_reference(config: BenchConfig, rows: list, exported: dict, iters, m
             notes.append(f"{label} was exported from checkpoint {meta['checkpoint_sha256'][:12]}, not the reference "
                          f"{sha[:12]}: its 'vs reference' error includes the weight difference")
     # the reference is the eager FP32 pass: a +fp16 or +graph row of the same checkpoint is not it
-    same_row = [i for i in torch_rows if rows[i].info.path == resolved and rows[i].info.label == Path(resolved).name]
+    same_row = [i for i in torch_rows if rows[i].info.path == resolved and _is_eager_fp32(rows[i].options)]
     if same_row:
         return _Reference(resolved, sha, row=same_row[0], label=rows[same_row[0]].info.label)
     from toolkit.backends import RunnerSpec, open_runner
@@ -369,6 +370,11 @@ def _resolve_reference(config: BenchConfig, rows: list, exported: dict, iters, m
     except DependencyError as exc:
         raise DependencyError(f"the PyTorch reference needs PyTorch ({exc}); or leave --reference out") from None
     return _Reference(resolved, sha, runner=runner, note="run untimed beside the rows")
+
+
+def _is_eager_fp32(options: dict) -> bool:
+    """A row that runs the reference computation itself: eager, FP32, no left-right wrapping."""
+    return options.get("precision") in (None, "fp32") and not options.get("cuda_graph") and not options.get("lr_check")
 
 
 def _decode(pair) -> tuple[np.ndarray, np.ndarray, float]:
