@@ -23,7 +23,7 @@ def command_lines(checkpoint, tmp_path, device):
     out = str(tmp_path / "out")
     return {
         "predict": ["predict", "--model", checkpoint, "--device", device, "--out", out],
-        "run": ["run", "--source", str(tmp_path / "clip.mp4"), "--rectified", "--headless", "--model", checkpoint,
+        "run": ["run", "--source", str(tmp_path), "--rectified", "--headless", "--model", checkpoint,
                 "--device", device],
         "bench": ["bench", "--model", checkpoint, "--device", device, "--no-memory", "--out", out],
         "pseudo-label": ["pseudo-label", str(tmp_path), "--teacher", checkpoint, "--device", device, "--out", out],
