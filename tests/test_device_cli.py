@@ -42,14 +42,16 @@ def one_line_exit_2(result):
 
 
 @pytest.mark.parametrize("command", COMMANDS)
-def test_unknown_device_is_one_line(command, checkpoint, tmp_path):
+def test_unknown_device_is_one_line(command, checkpoint, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # whatever happens, nothing lands in the repository's engines/ or outputs/
     result = CliRunner().invoke(main, command_lines(checkpoint, tmp_path, "banana")[command])
     assert "--device 'banana': expected cpu, cuda or cuda:N" in one_line_exit_2(result)
     assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("command", COMMANDS)
-def test_unusable_cuda_device_names_what_is_missing_and_points_to_doctor(command, checkpoint, tmp_path):
+def test_unusable_cuda_device_names_what_is_missing_and_points_to_doctor(command, checkpoint, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(main, command_lines(checkpoint, tmp_path, "cuda:7")[command])
     output = one_line_exit_2(result)
     assert "--device cuda:7" in output and "stereo-trt doctor" in output

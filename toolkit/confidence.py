@@ -1,11 +1,11 @@
 """Model-agnostic confidence: the left-right consistency check, and masking by confidence.
 
-The check (``toolkit.backends.lr_check.LRCheckRunner``) runs the model a second time on the mirrored, swapped pair, which turns the right
-view into a left view; mirroring that result back gives the right-view disparity. A left
-pixel x with disparity d lands at x - d in the right view, where the right-view disparity
-should again be d. Their difference is the disagreement; pixels that land outside the image
-or on an invalid disparity cannot be verified and get confidence 0. The cost is stated
-plainly: one more inference per frame.
+The check (run by ``toolkit.backends.lr_check.LRCheckRunner``) runs the model a second time on
+the mirrored, swapped pair, which turns the right view into a left view; mirroring that result
+back gives the right-view disparity. A left pixel x with disparity d lands at x - d in the
+right view, where the right-view disparity should again be d. Their difference is the
+disagreement; pixels that land outside the image or on an invalid disparity cannot be
+verified and get confidence 0. The cost is stated plainly: one more inference per frame.
 
 Runtime module: stays valid on Python 3.8 (JetPack 5) and needs neither PyTorch nor TensorRT.
 """

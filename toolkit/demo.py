@@ -22,7 +22,8 @@ from typing import Callable
 import numpy as np
 
 from toolkit import paths, provenance
-from toolkit.backends.choice import BackendChoice, choose_backend
+from toolkit.backends import choice as backend_choice
+from toolkit.backends.choice import BackendChoice
 from toolkit.backends.spec import RunnerSpec
 from toolkit.bench import metrics
 from toolkit.data import builtin, io
@@ -149,7 +150,7 @@ def demo_choice(backend: str | None, device: str | None) -> BackendChoice:
     FP16 + CUDA graph.
     """
     if backend is None:
-        return choose_backend(device)
+        return backend_choice.choose_backend(device)
     if backend == "torch":
         gpu = device is not None and device != "cpu"
         return BackendChoice("torch", device or "cpu", "fp16" if gpu else None, gpu,

@@ -104,7 +104,8 @@ def bench_rows(onnx_path: Path, device: str) -> list:
     rows = [checkpoint]
     if device != "cpu":
         rows.append(checkpoint + "+fp16+graph")
-    ort_device = "cuda" if device != "cpu" and "CUDAExecutionProvider" in onnxruntime.get_available_providers() else "cpu"
+    ort_cuda = device != "cpu" and "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+    ort_device = "cuda" if ort_cuda else "cpu"
     rows.append(f"{onnx_path}+{ort_device}")
     return rows + ["sgbm"]
 
@@ -149,11 +150,11 @@ def run_row(row: dict, knob: dict, scratch: Path):
     video = side_by_side_video(scratch / "side_by_side.mp4", knob["frames"], knob["size"])
     save = scratch / "run.mp4"
     config = app.RunConfig(sources=[str(video)], rectified=True, headless=True, model=spec.model,
-                           backend=row["info"]["backend"], device=row["device"], size_text="{}x{}".format(*knob["size"]),
+                           backend=row["info"]["backend"], device=row["device"],
+                           size_text="{}x{}".format(*knob["size"]),
                            precision=spec.precision, cuda_graph=spec.cuda_graph, save=str(save),
+                           iters=knob["iters"] if row["info"]["backend"] == "torch" else None,
                            latest_frame_wins=False, status_every=10.0)
-    if row["info"]["backend"] == "torch":
-        config.max_disp = None
     summary = app.run(config, echo=print)
     for produced in scratch.glob("run.mp4*"):
         shutil.copy(produced, knob["out"] / produced.name)

@@ -22,7 +22,8 @@ def test_no_model_streams_the_builtin_student_on_the_best_backend(tmp_path, monk
                            engines_dir=str(tmp_path / "engines"), max_frames=2, status_every=60)
     summary = app.run(config, echo=messages.append)
     assert summary.frames_processed == 2 and summary.backend == "onnxruntime fp32"
-    assert "no --model: the built-in student on onnxruntime (cpu): no TensorRT and no usable CUDA GPU (test)" in messages
+    expected = "no --model: the built-in student on onnxruntime (cpu): no TensorRT and no usable CUDA GPU (test)"
+    assert expected in messages
     assert list((tmp_path / "engines").glob("rt_igev_student_64x96_it*_fp32.onnx"))
 
 

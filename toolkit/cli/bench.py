@@ -21,7 +21,8 @@ import click
                    "rows, else the built-in weights if the ONNX models were exported from them.")
 @click.option("--threads", type=int, help="CPU threads for PyTorch, ONNX Runtime and OpenCV.")
 @click.option("--device", default="cpu", show_default=True, metavar="cpu|cuda|cuda:N",
-              help="Device of the PyTorch and ONNX Runtime rows (cpu is CPU only; engines run on CUDA, SGBM on the CPU).")
+              help="Device of the PyTorch and ONNX Runtime rows (cpu is CPU only; engines run on CUDA, "
+                   "SGBM on the CPU).")
 @click.option("--iters", type=int, help="GRU iterations for checkpoints. Default: what the ONNX models baked in.")
 @click.option("--max-disp", type=int, help="Disparity range for checkpoints and SGBM. Default: the ONNX models'.")
 @click.option("--limit", type=int, help="Use only the first N pairs.")

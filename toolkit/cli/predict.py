@@ -37,8 +37,9 @@ def command(inputs, model, iters, max_disp, size_text, device, precision, focal,
     from toolkit.paths import resolve_checkpoint
     from toolkit.preprocess import parse_size
 
-    spec = RunnerSpec(model=str(resolve_checkpoint(model)), device=parse_device(device) if device else None, precision=precision,
-                      size=parse_size(size_text), iters=iters, max_disp=max_disp, lr_check=lr_check)
+    spec = RunnerSpec(model=str(resolve_checkpoint(model)), device=parse_device(device) if device else None,
+                      precision=precision, size=parse_size(size_text), iters=iters, max_disp=max_disp,
+                      lr_check=lr_check)
     runner = open_runner(spec)
     named_pairs = _named_pairs(inputs)
     with runner:

@@ -14,6 +14,7 @@ FRAME_POLICIES = {"auto": None, "latest": True, "every": False}
 @click.option("--model", type=click.Path(dir_okay=False), help="TensorRT engine, ONNX model or checkpoint.")
 @click.option("--size", "size_text", metavar="HxW", help="Network size for checkpoints (multiples of 32).")
 @click.option("--max-disp", type=click.IntRange(16, 768), help="Maximum disparity, px (checkpoints and sgbm).")
+@click.option("--iters", type=click.IntRange(1, 64), help="GRU iterations (checkpoints; exported models have theirs baked in).")
 @click.option("--threads", type=click.IntRange(1, 256), help="CPU threads for ONNX Runtime / PyTorch.")
 @click.option("--device", metavar="cpu|cuda|cuda:N",
               help="Where checkpoints (PyTorch) and .onnx models (ONNX Runtime) run.  [default: cpu; engines: cuda]")
@@ -44,7 +45,7 @@ FRAME_POLICIES = {"auto": None, "latest": True, "every": False}
 @click.option("--frames", "frame_policy", type=click.Choice(sorted(FRAME_POLICIES)), default="auto", show_default=True,
               help="latest: drop frames the model cannot keep up with; every: process all; auto: latest for cameras.")
 @click.option("--max-frames", type=click.IntRange(1), help="Stop after this many frames.")
-def command(source_texts, swap, backend, model, size_text, max_disp, threads, device, precision, cuda_graph, calibration, alpha, rectified, depth,
+def command(source_texts, swap, backend, model, size_text, max_disp, iters, threads, device, precision, cuda_graph, calibration, alpha, rectified, depth,
             focal_px, baseline, range_text, min_confidence, lr_check, no_mask, save, headless, serve_port, host, status_every,
             camera_size, fps, fourcc, frame_policy, max_frames):
     """Live disparity or depth from stereo cameras, videos or image folders.
@@ -63,7 +64,7 @@ def command(source_texts, swap, backend, model, size_text, max_disp, threads, de
     signal.signal(signal.SIGTERM, _interrupt)
     config = app.RunConfig(
         sources=list(source_texts), swap=swap, backend=BACKENDS[backend] if backend else None, model=model,
-        size_text=size_text, max_disp=max_disp, threads=threads,
+        size_text=size_text, max_disp=max_disp, iters=iters, threads=threads,
         device=parse_device(device) if device else None, precision=precision,
         cuda_graph=cuda_graph, calibration=calibration, alpha=alpha,
         rectified=rectified, depth=depth, focal_px=focal_px, baseline=baseline, range_text=range_text,

@@ -25,6 +25,7 @@ class RunConfig:
     model: str | None = None
     size_text: str | None = None
     max_disp: int | None = None
+    iters: int | None = None
     threads: int | None = None
     device: str | None = None
     precision: str | None = None
@@ -123,7 +124,7 @@ def runner_spec(config: RunConfig, echo: Callable[[str], None] = print):
                          "or --backend sgbm to run without a network")
     return RunnerSpec(model=config.model or "sgbm", backend=config.backend, device=config.device,
                       precision=config.precision, cuda_graph=config.cuda_graph, size=parse_size(config.size_text),
-                      threads=config.threads, max_disp=config.max_disp, lr_check=config.lr_check)
+                      threads=config.threads, iters=config.iters, max_disp=config.max_disp, lr_check=config.lr_check)
 
 
 def builtin_spec(config: RunConfig, echo: Callable[[str], None]):
@@ -138,7 +139,8 @@ def builtin_spec(config: RunConfig, echo: Callable[[str], None]):
     """
     from toolkit import demo, paths
     from toolkit.backends import check_spec
-    from toolkit.backends.choice import BackendChoice, choose_backend
+    from toolkit.backends import choice as backend_choice
+    from toolkit.backends.choice import BackendChoice
     from toolkit.preprocess import parse_size
 
     if config.backend == "torch":
@@ -146,12 +148,13 @@ def builtin_spec(config: RunConfig, echo: Callable[[str], None]):
         choice = BackendChoice("torch", config.device or "cpu", "fp16" if gpu else None, gpu,
                                f"--backend torch on {config.device or 'cpu'}")
     else:
-        choice = choose_backend(config.device)
+        choice = backend_choice.choose_backend(config.device)
     size = parse_size(config.size_text) or demo.DEMO_SIZE
     echo(f"no --model: the built-in student on {choice.backend} ({choice.device}): {choice.reason}")
     choice = BackendChoice(choice.backend, choice.device, config.precision or choice.precision,
                            config.cuda_graph or choice.cuda_graph, choice.reason)
-    options = {"threads": config.threads, "max_disp": config.max_disp, "lr_check": config.lr_check}
+    options = {"threads": config.threads, "iters": config.iters, "max_disp": config.max_disp,
+               "lr_check": config.lr_check}
     check_spec(demo.choice_spec(choice, paths.BUILTIN_CHECKPOINT, size, **options))  # before any export
     return demo.choice_spec(choice, paths.BUILTIN_CHECKPOINT, size, engines_dir=config.engines_dir, log=echo,
                             **options)
