@@ -11,7 +11,9 @@ FRAME_POLICIES = {"auto": None, "latest": True, "every": False}
 @click.option("--swap", is_flag=True, help="Exchange left and right (cameras wired the other way round).")
 @click.option("--backend", type=click.Choice(sorted(BACKENDS)),
               help="Inference backend. Default: from the model's suffix (.engine trt, .onnx onnx, .pth torch).")
-@click.option("--model", type=click.Path(dir_okay=False), help="TensorRT engine, ONNX model or checkpoint.")
+@click.option("--model", type=click.Path(dir_okay=False),
+              help="TensorRT engine, ONNX model or checkpoint. Default: the built-in student on the best backend here "
+                   "(TensorRT, else PyTorch CUDA FP16 + CUDA graph, else ONNX Runtime CUDA, else CPU), said at start.")
 @click.option("--size", "size_text", metavar="HxW", help="Network size for checkpoints (multiples of 32).")
 @click.option("--max-disp", type=click.IntRange(16, 768), help="Maximum disparity, px (checkpoints and sgbm).")
 @click.option("--iters", type=click.IntRange(1, 64), help="GRU iterations (checkpoints; exported models have theirs baked in).")
