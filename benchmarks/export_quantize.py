@@ -24,8 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from toolkit import preprocess
-from toolkit.backends.onnxrt import OnnxRuntimeRunner
-from toolkit.backends.torch_runner import TorchRunner
+from toolkit.backends import RunnerSpec, open_runner
 from toolkit.bench.environment import environment, load_average
 from toolkit.export import export_onnx
 from toolkit.quantize import quantize_onnx
@@ -340,8 +339,9 @@ def main() -> None:
     data = dataset(args, size)
     models, info = build_models(args, checkpoint, size, work, data)
     samples = load_split(data, args.n_calib, args.holdout, 0, size).holdout
-    runners = {"PyTorch eager FP32": TorchRunner(checkpoint, iters=args.iters, size=size, threads=args.threads)}
-    runners.update({label: OnnxRuntimeRunner(path, threads=args.threads) for label, path in models.items()})
+    runners = {"PyTorch eager FP32": open_runner(RunnerSpec(str(checkpoint), iters=args.iters, size=size,
+                                                            threads=args.threads))}
+    runners.update({label: open_runner(RunnerSpec(str(path), threads=args.threads)) for label, path in models.items()})
     for runner in runners.values():
         runner.activate()
     times, outputs = interleaved(runners, samples, args.rounds)

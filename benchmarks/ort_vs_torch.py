@@ -25,7 +25,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from toolkit.backends.onnxrt import OnnxRuntimeRunner, import_onnxruntime, session_options
+from toolkit.backends import RunnerSpec, open_runner
+from toolkit.backends.onnxrt import import_onnxruntime, session_options
 from toolkit.backends.torch_runner import TorchRunner
 from toolkit.bench.environment import cpu_model, load_average
 from toolkit.data.builtin import builtin_pair
@@ -194,9 +195,9 @@ def main() -> None:
     args = parser.parse_args()
 
     load_at_start = load_average()
-    onnx_runner = OnnxRuntimeRunner(args.onnx, threads=args.threads)
+    onnx_runner = open_runner(RunnerSpec(str(args.onnx), threads=args.threads))
     size, iters = onnx_runner.input_hw, onnx_runner.metadata["iters"]
-    torch_runner = TorchRunner(args.checkpoint, iters=iters, size=size, threads=args.threads)
+    torch_runner = open_runner(RunnerSpec(str(args.checkpoint), iters=iters, size=size, threads=args.threads))
     left, right, _, _ = builtin_pair()
     feed = prepare_pair(left, right, size).feed
     runners = {"PyTorch": torch_runner, "ONNX Runtime": onnx_runner}

@@ -39,7 +39,7 @@ import cv2
 import numpy as np
 
 from toolkit import preprocess
-from toolkit.backends.sgbm import SGBMRunner
+from toolkit.backends import RunnerSpec, open_runner
 from toolkit.data.synthetic import make_scene
 from toolkit.provenance import tool_versions
 from toolkit.stream import sources
@@ -141,11 +141,9 @@ def main(argv=None) -> int:
         sgbm_size = preprocess.parse_size(args.size)
         video = write_video(workdir / "sgbm.mp4", sgbm_size, args.sgbm_frames, 64)
         rows.append(row("sgbm (OpenCV, LR check)", sgbm_size, args.sgbm_frames,
-                        measure("sgbm", SGBMRunner(max_disp=64), video, args.rounds, workdir)))
+                        measure("sgbm", open_runner(RunnerSpec("sgbm", max_disp=64)), video, args.rounds, workdir)))
         for model in args.model:
-            from toolkit.backends.onnxrt import OnnxRuntimeRunner
-
-            runner = OnnxRuntimeRunner(model)
+            runner = open_runner(RunnerSpec(str(model)))
             size = runner.input_hw
             video = write_video(workdir / "onnx.mp4", size, args.frames, 64)
             rows.append(row(f"onnxruntime {runner.precision} ({Path(model).name})", size, args.frames,

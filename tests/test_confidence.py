@@ -1,10 +1,8 @@
 import numpy as np
 import pytest
 
-from tests.backends.test_sgbm import H, W, banded_pair
-from toolkit.backends.sgbm import SGBMRunner
-from toolkit.confidence import (LRCheckRunner, lr_confidence, lr_consistency_mask, lr_disagreement,
-                                mask_unconfident)
+from tests.backends.test_sgbm import H, W
+from toolkit.confidence import lr_confidence, lr_consistency_mask, lr_disagreement, mask_unconfident
 from toolkit.data.synthetic import make_scene
 from toolkit.errors import InputError
 
@@ -63,21 +61,6 @@ def test_invalid_disparities_are_unverifiable():
     assert np.all(confidence[:, 5:] == 1)
 
 
-def test_lr_check_runner_runs_the_model_twice_and_finds_the_occlusion_band():
-    left, right = banded_pair(BACKGROUND, FOREGROUND, X0, X1)
-    inner = SGBMRunner(max_disp=32, lr_threshold=None)
-    calls = []
-    original = inner.infer_impl
-    inner.infer_impl = lambda feed: calls.append(1) or original(feed)
-    with LRCheckRunner(inner) as runner:
-        prediction = runner.infer(left, right)
-    assert len(calls) == 2 and runner.name == "sgbm+lr"
-    assert prediction.confidence.shape == (H, W)
-    band = prediction.confidence[ROWS, BAND]
-    inside = prediction.confidence[ROWS, X0 + 8:X1 - 8]
-    assert band.mean() < 0.2 and inside.mean() > 0.8
-
-
 def test_mask_unconfident():
     disparity = np.array([[1.0, 2.0, 3.0]], np.float32)
     confidence = np.array([[0.1, 0.5, 0.9]], np.float32)
@@ -92,5 +75,3 @@ def test_mask_unconfident():
 def test_bad_inputs():
     with pytest.raises(InputError, match="one size"):
         lr_disagreement(np.zeros((2, 3)), np.zeros((3, 2)))
-    with pytest.raises(InputError, match="LR scale"):
-        LRCheckRunner(SGBMRunner(), scale_px=0)

@@ -114,7 +114,7 @@ def test_onnx_teacher_without_metadata(tree, tmp_path):
     assert np.all(encoded == 500)
     assert not (tmp_path / "out/000002/left.png").exists()
     record = json.loads((tmp_path / "out/pseudo_labels.json").read_text())
-    assert record["teacher"]["kind"] == "onnxruntime-teacher" and len(record["teacher"]["sha256"]) == 64
+    assert record["teacher"]["kind"] == "onnxruntime" and len(record["teacher"]["sha256"]) == 64
 
 
 @pytest.fixture
@@ -148,7 +148,7 @@ def test_checkpoint_teacher(tree, tmp_path, one_torch_thread):
     (["{empty}", "--out", "{out}"], "no stereo pairs found"),
     (["{tree}", "--teacher", "{out}/missing.pth", "--out", "{out}"], "missing.pth: no such file"),
     (["{tree}", "--teacher", "magic", "--out", "{out}"], "expected sgbm, an .onnx model or a .pth/.pt checkpoint"),
-    (["{tree}", "--iters", "4", "--out", "{out}"], "--iters does not apply to teacher sgbm"),
+    (["{tree}", "--iters", "4", "--out", "{out}"], "--iters applies to networks only"),
     (["{tree}", "--out", "{file}"], "is a file"),
 ])
 def test_bad_input_exits_2_with_one_line(tree, tmp_path, args, message):
@@ -165,7 +165,7 @@ def test_bad_input_exits_2_with_one_line(tree, tmp_path, args, message):
 def test_library_refuses_options_a_teacher_cannot_use(tmp_path):
     model = tmp_path / "t.onnx"
     model.write_bytes(b"")
-    with pytest.raises(InputError, match="--max-disp does not apply"):
+    with pytest.raises(InputError, match="--max-disp applies to checkpoints only"):
         pseudo_label.open_teacher(str(model), max_disp=64)
     with pytest.raises(InputError, match="no stereo pairs"):
         pseudo_label.pseudo_label(None, [], tmp_path, {})

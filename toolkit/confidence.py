@@ -1,11 +1,11 @@
 """Model-agnostic confidence: the left-right consistency check, and masking by confidence.
 
-The check runs the model a second time on the mirrored, swapped pair, which turns the right
-view into a left view; mirroring that result back gives the right-view disparity. A left
-pixel x with disparity d lands at x - d in the right view, where the right-view disparity
-should again be d. Their difference is the disagreement; pixels that land outside the image
-or on an invalid disparity cannot be verified and get confidence 0. The cost is stated
-plainly: one more inference per frame.
+The check (run by ``toolkit.backends.lr_check.LRCheckRunner``) runs the model a second time on
+the mirrored, swapped pair, which turns the right view into a left view; mirroring that result
+back gives the right-view disparity. A left pixel x with disparity d lands at x - d in the
+right view, where the right-view disparity should again be d. Their difference is the
+disagreement; pixels that land outside the image or on an invalid disparity cannot be
+verified and get confidence 0. The cost is stated plainly: one more inference per frame.
 
 Runtime module: stays valid on Python 3.8 (JetPack 5) and needs neither PyTorch nor TensorRT.
 """
@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from toolkit.backends.base import Runner
 from toolkit.errors import InputError
 
 # Disagreement (px) at which the LR confidence falls to 1/e.
 LR_SCALE_PX = 1.0
-LR_SUFFIX = "+lr"
 
 
 def lr_disagreement(disp_left: np.ndarray, disp_right: np.ndarray) -> np.ndarray:
@@ -61,61 +59,6 @@ def lr_consistency_mask(disp_left: np.ndarray, disp_right: np.ndarray, threshold
 def lr_confidence(disp_left: np.ndarray, disp_right: np.ndarray, scale_px: float = LR_SCALE_PX) -> np.ndarray:
     """Confidence in [0, 1] from the LR check: ``exp(-disagreement / scale_px)``, 0 where unverifiable."""
     return np.exp(-lr_disagreement(disp_left, disp_right) / np.float32(scale_px)).astype(np.float32)
-
-
-def mirrored_swap(feed: dict) -> dict:
-    """The feed of the mirrored, swapped pair: its left-view disparity is the right view's, mirrored."""
-    return {
-        "left": np.ascontiguousarray(feed["right"][..., ::-1]),
-        "right": np.ascontiguousarray(feed["left"][..., ::-1]),
-    }
-
-
-class LRCheckRunner(Runner):
-    """Wraps any runner: same disparity, confidence from the left-right check (two inferences per pair).
-
-    The check runs at network resolution on the preprocessed feed (mirroring a symmetrically
-    padded pair keeps it symmetric), so ``scale_px`` is in network pixels. Any confidence
-    output of the wrapped model is replaced.
-
-    Args:
-        inner: the runner to check (not yet active; this runner activates it).
-        scale_px: disagreement at which the confidence falls to 1/e.
-    """
-
-    def __init__(self, inner: Runner, scale_px: float = LR_SCALE_PX) -> None:
-        super().__init__()
-        if scale_px <= 0:
-            raise InputError(f"LR scale {scale_px}: expected a positive number of pixels")
-        self.inner = inner
-        self.scale_px = scale_px
-        self.name = inner.name + LR_SUFFIX
-        self.precision = inner.precision
-
-    @property
-    def input_hw(self):
-        return self.inner.input_hw
-
-    @input_hw.setter
-    def input_hw(self, value) -> None:
-        self.inner.input_hw = value
-
-    def activate_impl(self) -> None:
-        self.inner.activate()
-
-    def deactivate_impl(self) -> None:
-        self.inner.deactivate()
-
-    def infer_impl(self, feed: dict) -> dict:
-        left_view = self.inner.infer_impl(feed)["disparity"]
-        right_view = self.inner.infer_impl(mirrored_swap(feed))["disparity"][..., ::-1]
-        confidence = lr_confidence(left_view[0, 0], right_view[0, 0], self.scale_px)
-        return {"disparity": left_view, "confidence": confidence[None, None]}
-
-
-def with_lr_check(runner: Runner, enabled: bool) -> Runner:
-    """``runner`` itself, or wrapped in ``LRCheckRunner`` when ``enabled`` (--lr-check, ``MODEL+lr``)."""
-    return LRCheckRunner(runner) if enabled else runner
 
 
 def mask_unconfident(disparity: np.ndarray, confidence: np.ndarray | None,

@@ -1,8 +1,9 @@
 """``stereo-trt demo``: the whole pipeline on built-in data, in a few minutes on a CPU.
 
-Built-in checkpoint -> ONNX under ``engines/`` (exported once, reused while the checkpoint
-is unchanged) -> the best backend available (a TensorRT engine where TensorRT imports,
-else ONNX Runtime) streamed over a short built-in clip through the real-time loop ->
+Built-in checkpoint -> the best backend available (``toolkit.backends.choice``: a TensorRT
+engine where TensorRT imports, else PyTorch on CUDA in FP16 + CUDA graph, else ONNX Runtime
+on CUDA, else on the CPU; the ONNX is exported under ``engines/`` once and reused while the
+checkpoint is unchanged) streamed over a short built-in clip through the real-time loop ->
 an output video, a side-by-side PNG (left | disparity | depth), FPS, and EPE against the
 PyTorch reference and against ground truth.
 
@@ -12,7 +13,6 @@ scikit-image ships (real images with ground truth), so every frame can be scored
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import time
 from dataclasses import dataclass, field
@@ -21,7 +21,10 @@ from typing import Callable
 
 import numpy as np
 
-from toolkit import paths, preprocess, provenance
+from toolkit import paths, provenance
+from toolkit.backends import choice as backend_choice
+from toolkit.backends.choice import BackendChoice
+from toolkit.backends.spec import RunnerSpec
 from toolkit.bench import metrics
 from toolkit.data import builtin, io
 from toolkit.stream import loop
@@ -91,12 +94,6 @@ class ClipSource(StereoSource):
         return CLIP_FPS
 
 
-def best_backend() -> str:
-    """"tensorrt" where TensorRT and a CUDA binding import, else "onnxruntime"."""
-    has_cuda = any(importlib.util.find_spec(m) is not None for m in ("pycuda", "cuda"))
-    return "tensorrt" if importlib.util.find_spec("tensorrt") is not None and has_cuda else "onnxruntime"
-
-
 def ensure_onnx(checkpoint: Path, engines_dir: Path, size: tuple[int, int], log: Callable[[str], None]) -> Path:
     """The checkpoint's ONNX at ``size``: reused when its sidecar names the same checkpoint hash."""
     from toolkit.export import export_onnx
@@ -129,12 +126,13 @@ def ensure_engine(onnx_path: Path, engines_dir: Path, log: Callable[[str], None]
     return build_engine(onnx_path, precision="fp16", out=target).path
 
 
-def reference_disparities(checkpoint: Path, clip: list[ClipFrame], log: Callable[[str], None]) -> list[np.ndarray]:
-    """PyTorch FP32 disparities of the clip: the reference every backend is held to."""
-    from toolkit.backends import open_runner
+def reference_disparities(checkpoint: Path, clip: list[ClipFrame], log: Callable[[str], None],
+                          device: str = "cpu") -> list[np.ndarray]:
+    """PyTorch FP32 eager disparities of the clip: the reference every backend is held to."""
+    from toolkit.backends import RunnerSpec, open_runner
 
-    log(f"PyTorch reference over {len(clip)} frames ...")
-    with open_runner(checkpoint) as runner:
+    log(f"PyTorch FP32 reference over {len(clip)} frames on {device} ...")
+    with open_runner(RunnerSpec(model=str(checkpoint), device=device)) as runner:
         return [runner.infer(f.left, f.right).disparity for f in clip]
 
 
@@ -145,27 +143,70 @@ def side_by_side(left: np.ndarray, disparity: np.ndarray, depth: np.ndarray) -> 
                            io.colorize(-depth, mask=valid)], axis=1)
 
 
+def demo_choice(backend: str | None, device: str | None) -> BackendChoice:
+    """The backend and settings of the demo: ``choose_backend`` unless --backend names one.
+
+    A named backend runs on ``device`` (default: cpu; TensorRT: cuda), PyTorch on CUDA in
+    FP16 + CUDA graph.
+    """
+    if backend is None:
+        return backend_choice.choose_backend(device)
+    if backend == "torch":
+        gpu = device is not None and device != "cpu"
+        return BackendChoice("torch", device or "cpu", "fp16" if gpu else None, gpu,
+                             f"--backend torch on {device or 'cpu'}")
+    return BackendChoice(backend, device or ("cuda" if backend == "tensorrt" else "cpu"), None, False,
+                         f"--backend {backend}")
+
+
+def choice_spec(choice: BackendChoice, checkpoint: Path, size: tuple[int, int], engines_dir: Path | str | None = None,
+                log: Callable[[str], None] = print, **fields) -> RunnerSpec:
+    """The runner spec of a backend choice for a checkpoint: the checkpoint itself (PyTorch), or its
+    ONNX / engine, made once under ``engines_dir`` at ``size`` and reused.
+
+    Args:
+        engines_dir: where the ONNX / engine go; None describes the spec without making them
+            (the model is then the checkpoint), for checking options before the export.
+        **fields: further ``RunnerSpec`` fields (threads, max_disp, lr_check).
+    """
+    model = checkpoint
+    if choice.backend != "torch" and engines_dir is not None:
+        onnx_path = ensure_onnx(checkpoint, Path(engines_dir), size, log)
+        model = ensure_engine(onnx_path, Path(engines_dir), log) if choice.backend == "tensorrt" else onnx_path
+    values = {key: value for key, value in fields.items() if value not in (None, False)}
+    return RunnerSpec(model=str(model), backend=choice.backend, device=choice.device, precision=choice.precision,
+                      cuda_graph=choice.cuda_graph, size=size if choice.backend == "torch" else None, **values)
+
+
 def run_demo(out_dir: str | Path = "outputs/demo", engines_dir: str | Path = paths.ENGINES_DIR,
              checkpoint: str | Path | None = None, frames: int = DEMO_FRAMES, size: tuple[int, int] = DEMO_SIZE,
-             backend: str | None = None, log: Callable[[str], None] = print) -> DemoResult:
-    """Run the whole pipeline on built-in data and write the demo's outputs under ``out_dir``."""
-    from toolkit.backends import open_runner
+             backend: str | None = None, device: str | None = None, log: Callable[[str], None] = print) -> DemoResult:
+    """Run the whole pipeline on built-in data and write the demo's outputs under ``out_dir``.
+
+    Args:
+        backend: "tensorrt", "torch" or "onnxruntime"; None: the best one here (``choose_backend``).
+        device: "cpu", "cuda" or "cuda:N"; None: the best one here.
+    """
+    from toolkit.backends import check_spec, open_runner
 
     checkpoint = paths.resolve_checkpoint(checkpoint)
     out_dir, engines_dir = Path(out_dir), Path(engines_dir)
+    choice = demo_choice(backend, device)
+    log(f"backend: {choice.backend} on {choice.device} ({choice.reason})")
+    check_spec(choice_spec(choice, checkpoint, size))  # the device and options, before the export
     clip = builtin_clip(frames, size)
-    onnx_path = ensure_onnx(checkpoint, engines_dir, size, log)
-    backend = backend or best_backend()
-    model = ensure_engine(onnx_path, engines_dir, log) if backend == "tensorrt" else onnx_path
+    spec = choice_spec(choice, checkpoint, size, engines_dir, log)
+    model = Path(spec.model)
+    backend = choice.backend
     depth = DepthConverter(builtin.FOCAL_PX, builtin.BASELINE_M, builtin.DOFFS_PX / builtin.BASELINE_M, "m")
     results: list = []
     options = loop.StreamOptions(depth=depth, on_result=results.append, on_status=log, status_every_s=5.0)
     video = out_dir / "demo.mp4"
     log(f"streaming the built-in clip through {backend} ...")
-    with open_runner(model, backend=backend) as runner:
+    with open_runner(spec) as runner:
         summary = loop.run_stream(ClipSource(clip), runner, options,
                                   sinks=[VideoRecorder(video, CLIP_FPS, {"model": str(model)})])
-    reference = reference_disparities(checkpoint, clip, log)
+    reference = reference_disparities(checkpoint, clip, log, choice.device if backend == "torch" else "cpu")
     vs_reference = [metrics.disparity_metrics(r.disparity, ref).epe for r, ref in zip(results, reference)]
     vs_gt = [metrics.disparity_metrics(r.disparity, f.disparity, f.valid).epe for r, f in zip(results, clip)]
     ref_vs_gt = [metrics.disparity_metrics(ref, f.disparity, f.valid).epe for ref, f in zip(reference, clip)]
@@ -175,7 +216,8 @@ def run_demo(out_dir: str | Path = "outputs/demo", engines_dir: str | Path = pat
                         float(np.mean(vs_gt)), float(np.mean(ref_vs_gt)), out_dir / "demo.json")
     provenance.write_json(result.report, provenance.record(
         kind="demo", checkpoint=str(checkpoint), checkpoint_sha256=provenance.sha256_file(checkpoint),
-        model=str(model), backend=result.backend, input_hw=list(size), frames=len(results),
+        model=str(model), backend=result.backend, device=choice.device, precision=runner.precision,
+        cuda_graph=choice.cuda_graph, choice_reason=choice.reason, input_hw=list(size), frames=len(results),
         fps=summary.fps, latency_ms_mean=summary.latency_ms_mean, infer_ms=summary.stage_ms.get("infer"),
         epe_vs_reference=result.epe_vs_reference, epe_vs_gt=result.epe_vs_gt,
         reference_epe_vs_gt=result.reference_epe_vs_gt))

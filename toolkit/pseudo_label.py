@@ -10,8 +10,8 @@ the output folder is itself a tree of the input's layout. ``pseudo_labels.json``
 records the teacher and every pair.
 
 Teachers: ``sgbm`` (OpenCV SGBM, left-right checked), any ONNX stereo model with inputs
-``left``/``right`` (1, 3, H, W) RGB 0..255 and a disparity output, or a student
-checkpoint (.pth/.pt).
+``left``/``right`` (1, 3, H, W) RGB 0..255 and a disparity output (run by the ONNX Runtime
+runner with ``any_onnx``), or a student checkpoint (.pth/.pt).
 """
 
 from __future__ import annotations
@@ -28,15 +28,12 @@ from toolkit import provenance
 from toolkit.backends.base import Runner
 from toolkit.data import io
 from toolkit.data.pairs import StereoPair
-from toolkit.errors import InputError, ModelError
-from toolkit.preprocess import INPUT_NAMES
+from toolkit.errors import InputError
 
 MANIFEST_NAME = "pseudo_labels.json"
 LABEL_ENCODING = "uint16 PNG, disparity x 100, 0 = invalid (InStereo2K)"
 MASK_ENCODING = "uint8 PNG, 255 = valid, 0 = invalid"
 CHECKPOINT_SUFFIXES = (".pth", ".pt")
-SGBM_OPTIONS = ("--max-disp", "--lr-threshold", "--no-lr-check")
-CHECKPOINT_OPTIONS = ("--iters", "--device")
 
 
 @dataclass
@@ -55,106 +52,38 @@ class Label:
     valid_fraction: float
 
 
-class OnnxTeacherRunner(Runner):
-    """Any ONNX stereo model as a teacher, run with ONNX Runtime.
-
-    The toolkit's own ONNX runner insists on stereo-trt metadata; a teacher exported
-    elsewhere has none, so this runner asks only for inputs ``left`` and ``right`` and
-    takes the output called ``disparity`` (else the first output). A model with a fixed
-    input size gets pairs resized to it by the shared preprocessing.
-
-    Args:
-        path: the .onnx file.
-        threads: intra-op CPU threads, or None for ONNX Runtime's default.
-    """
-
-    name = "onnxruntime-teacher"
-
-    def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
-        super().__init__()
-        self.path = Path(path)
-        self.threads = threads
-        self.session = None
-        self.output_name = ""
-
-    def activate_impl(self) -> None:
-        from toolkit.backends.onnxrt import open_session
-
-        session = open_session(self.path, self.threads)
-        inputs = {i.name: i.shape for i in session.get_inputs()}
-        if sorted(inputs) != sorted(INPUT_NAMES):
-            raise ModelError(
-                f"{self.path}: inputs {sorted(inputs)}; expected a stereo model with inputs 'left' and 'right'"
-            )
-        outputs = [o.name for o in session.get_outputs()]
-        self.output_name = "disparity" if "disparity" in outputs else outputs[0]
-        shape = inputs["left"]
-        if len(shape) == 4 and all(isinstance(v, int) for v in shape[2:]):
-            self.input_hw = (shape[2], shape[3])
-        self.session = session
-
-    def deactivate_impl(self) -> None:
-        self.session = None
-
-    def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        (disparity,) = self.session.run([self.output_name], feed)
-        disparity = np.asarray(disparity, dtype=np.float32)
-        height, width = feed["left"].shape[2:]
-        if disparity.size != height * width:
-            raise ModelError(f"{self.path}: output '{self.output_name}' has shape {disparity.shape}; "
-                             f"expected one disparity map of {height}x{width}")
-        return {"disparity": disparity.reshape(1, 1, height, width)}
-
-
 def open_teacher(teacher: str, max_disp: int | None = None, lr_threshold: float | None = None,
                  lr_check: bool | None = None, iters: int | None = None, device: str | None = None,
                  threads: int | None = None) -> Runner:
-    """The runner for a teacher named on the command line (not yet activated).
+    """The runner for a teacher named on the command line (not yet activated), from ``open_runner``.
 
     Options left at None take their defaults; an option the chosen teacher cannot use is
-    refused rather than silently ignored.
+    refused rather than silently ignored (``toolkit.backends.spec``).
 
     Args:
-        teacher: "sgbm", a .onnx file, or a student checkpoint (.pth/.pt).
-        max_disp: SGBM search range (default 192).
+        teacher: "sgbm", a .onnx file (any ONNX stereo model with inputs ``left``/``right``),
+            or a student checkpoint (.pth/.pt).
+        max_disp: SGBM search range (default 192); a checkpoint's cost-volume range.
         lr_threshold: SGBM left-right check threshold in px (default 1.0).
         lr_check: SGBM: False keeps every matched pixel (default True).
         iters: refinement iterations (checkpoints; default: the checkpoint's).
-        device: PyTorch device (checkpoints; default "cpu").
+        device: "cpu", "cuda" or "cuda:N" for checkpoints and ONNX teachers (default "cpu").
         threads: CPU threads for ONNX Runtime / PyTorch.
 
     Raises:
         InputError: an unknown teacher, a missing file, or an option the teacher does not take.
+        DependencyError: a CUDA device this machine cannot give.
     """
-    given = {"--max-disp": max_disp, "--lr-threshold": lr_threshold, "--no-lr-check": lr_check,
-             "--iters": iters, "--device": device}
-    if teacher.lower() == "sgbm":
-        _refuse(teacher, given, CHECKPOINT_OPTIONS)
-        from toolkit.backends.sgbm import SGBMRunner
+    from toolkit.backends import RunnerSpec, open_runner
 
-        threshold = None if lr_check is False else (1.0 if lr_threshold is None else lr_threshold)
-        return SGBMRunner(max_disp=192 if max_disp is None else max_disp, lr_threshold=threshold)
-    path = Path(teacher)
-    suffix = path.suffix.lower()
-    if suffix not in (".onnx",) + CHECKPOINT_SUFFIXES:
+    suffix = Path(teacher).suffix.lower()
+    if teacher.lower() != "sgbm" and suffix not in (".onnx",) + CHECKPOINT_SUFFIXES:
         raise InputError(f"--teacher {teacher!r}: expected sgbm, an .onnx model or a .pth/.pt checkpoint")
-    if not path.is_file():
-        raise InputError(f"--teacher {path}: no such file")
-    _refuse(teacher, given, SGBM_OPTIONS)
-    if suffix == ".onnx":
-        _refuse(teacher, given, CHECKPOINT_OPTIONS)
-        return OnnxTeacherRunner(path, threads=threads)
-    from toolkit.backends.torch_runner import TorchRunner
-
-    return TorchRunner(path, iters=iters, device=device or "cpu", threads=threads)
-
-
-def _refuse(teacher: str, given: dict, options: Sequence[str]) -> None:
-    """Raise for the first of ``options`` that was given although ``teacher`` cannot use it."""
-    for option in options:
-        if given[option] is not None:
-            kind = "SGBM" if option in SGBM_OPTIONS else "checkpoint"
-            raise InputError(f"{option} does not apply to teacher {teacher}; it is for {kind} teachers")
+    if teacher.lower() != "sgbm" and not Path(teacher).is_file():
+        raise InputError(f"--teacher {teacher}: no such file")
+    spec = RunnerSpec(model=teacher, max_disp=max_disp, lr_threshold=lr_threshold, sgbm_lr_check=lr_check is not False,
+                      iters=iters, device=device, threads=threads, any_onnx=suffix == ".onnx")
+    return open_runner(spec)
 
 
 def describe_teacher(teacher: str, runner: Runner) -> dict:
@@ -163,7 +92,7 @@ def describe_teacher(teacher: str, runner: Runner) -> dict:
         return {"kind": "sgbm", "max_disp": runner.max_disp, "block_size": runner.block_size,
                 "lr_threshold": runner.lr_threshold}
     return {"kind": runner.name, "path": str(Path(teacher).resolve()), "sha256": provenance.sha256_file(teacher),
-            "iters": getattr(runner, "iters", None)}
+            "iters": getattr(runner, "iters", None), "device": runner.device, "precision": runner.precision}
 
 
 def pairs_root(pairs: Sequence[StereoPair]) -> Path:

@@ -24,8 +24,7 @@ from pathlib import Path
 import torch
 
 from toolkit import provenance
-from toolkit.backends.onnxrt import OnnxRuntimeRunner
-from toolkit.confidence import LRCheckRunner
+from toolkit.backends import RunnerSpec, open_runner
 from toolkit.data.builtin import builtin_pair
 from toolkit.export import export_onnx
 from toolkit.model import load_student
@@ -84,8 +83,8 @@ def main() -> None:
 
     results = {"torch": interleaved({"without": eager(False), "with": eager(True)}, args.repeats)}
     paths = onnx_models(size, args.iters)
-    plain, with_conf = OnnxRuntimeRunner(paths[False], threads=args.threads), OnnxRuntimeRunner(paths[True], threads=args.threads)
-    checked = LRCheckRunner(OnnxRuntimeRunner(paths[False], threads=args.threads))
+    plain, with_conf = (open_runner(RunnerSpec(str(paths[key]), threads=args.threads)) for key in (False, True))
+    checked = open_runner(RunnerSpec(str(paths[False]), threads=args.threads, lr_check=True))
     with plain, with_conf, checked:
         results["onnxruntime"] = interleaved({"without": lambda: plain.infer_feed(feed),
                                               "with": lambda: with_conf.infer_feed(feed),

@@ -24,7 +24,7 @@ def test_builtin_pair_with_sgbm(tmp_path):
     assert result.exit_code == 0, result.output
     assert "pass 1/1 pair 1/1 motorcycle" in result.output
     markdown = (out / "report.md").read_text()
-    assert "| `sgbm` | OpenCV | classical |" in markdown
+    assert "| `sgbm` | OpenCV | cpu (OpenCV StereoSGBM) | classical |" in markdown
     assert "stereo-trt bench --model sgbm --data builtin --size 64x96" in markdown
 
 

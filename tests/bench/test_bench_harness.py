@@ -71,9 +71,11 @@ def test_markdown_has_one_row_per_model(bench_run):
     markdown = (out / "report.md").read_text()
     rows = summary_rows(markdown)
     assert [row[0] for row in rows] == ["`tiny_64x96_it2_fp32.onnx`", "`sgbm`"]
-    assert rows[0][1:3] == ["ONNX Runtime", "FP32"]
-    assert all(len(row) == 12 for row in rows)
-    assert [row[10] for row in rows] == ["–", "–"]  # no PyTorch reference row in this run
+    # the device and providers each row really ran on: cpu stays CPU only
+    assert rows[0][1:4] == ["ONNX Runtime", "cpu (CPUExecutionProvider)", "FP32"]
+    assert rows[1][2] == "cpu (OpenCV StereoSGBM)"
+    assert all(len(row) == 13 for row in rows)
+    assert [row[11] for row in rows] == ["–", "–"]  # no PyTorch reference row in this run
     for plot in ("plots/latency_cdf.png", "plots/speed_vs_epe.png", "plots/errors_sgbm.png"):
         assert f"]({plot})" in markdown
 
@@ -170,7 +172,7 @@ def test_memory_probe_does_not_inherit_the_parent_size(tmp_path):
 def test_exported_size_must_match_the_bench_size(tiny_onnx, tmp_path):
     config = BenchConfig(models=[str(tiny_onnx), "sgbm"], size=(96, 128), warmup=0, repeats=1,
                          measure_memory=False)
-    with pytest.raises(InputError, match=r"64x96 input .* bench runs at 96x128"):
+    with pytest.raises(InputError, match=r"--size 96x128: .* exported for 64x96"):
         run_bench(config, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
@@ -235,7 +237,7 @@ def test_an_exported_confidence_is_ranked_like_the_pytorch_reference(instereo2k,
     assert rows["student.pth"]["confidence"]["spearman_vs_reference"] is None  # the reference itself
     assert rows["sgbm"]["confidence"]["spearman_vs_reference"] is None  # another estimator
     assert "Spearman vs ref" in (tmp_path / "out" / "report.md").read_text()
-    speed = {row[0]: row[10] for row in summary_rows((tmp_path / "out" / "report.md").read_text())}
+    speed = {row[0]: row[11] for row in summary_rows((tmp_path / "out" / "report.md").read_text())}
     reference_ms = rows["student.pth"]["latency"]["mean"]
     assert speed["`student.pth`"] == "1.00x"
     assert speed["`sgbm`"] == f"{reference_ms / rows['sgbm']['latency']['mean']:.2f}x"

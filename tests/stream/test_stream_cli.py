@@ -75,7 +75,7 @@ def test_run_with_a_calibration_shows_depth(tmp_path):
     (["--source", "63", "--rectified", "--backend", "sgbm"], "--source 63: camera 63 did not open"),
     (["--source", "X.mp4", "--rectified", "--backend", "sgbm"], "--source X.mp4: no such file or folder"),
     (["--source", "63", "--backend", "sgbm"], "give --calibration FILE to rectify raw camera frames, or --rectified"),
-    (["--source", "63", "--rectified"], "give --model"),
+    (["--source", "63", "--rectified", "--backend", "trt"], "give --model"),
     (["--source", "63", "--rectified", "--backend", "sgbm", "--depth"], "--depth needs --calibration"),
     (["--source", "63", "--rectified", "--backend", "sgbm", "--range", "5,1"], "--range '5,1': LOW must be below HIGH"),
     (["--source", "63", "--rectified", "--backend", "sgbm", "--save", "x.gif"], "unsupported video suffix '.gif'"),

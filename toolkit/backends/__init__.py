@@ -1,8 +1,12 @@
-"""Runners: one interface, ``infer(left, right) -> Prediction``, for every backend.
+"""Runners: one interface, ``infer(left, right) -> Prediction``, and the one place that builds them.
 
-``open_runner`` picks the backend from the model file's suffix; each backend module is
-imported only when chosen, so ONNX Runtime users never import PyTorch and nobody imports
-TensorRT by accident.
+A command describes what it wants as a ``RunnerSpec`` (``toolkit.backends.spec``) and calls
+``open_runner(spec)``, which resolves the backend, checks the device before anything slow
+(CUDA asked for but unusable is one line pointing to ``doctor``), maps the device to ONNX
+Runtime providers (``cpu`` is CPU only, ``cuda:N`` keeps N), fits the network size at
+construction, applies the one set of SGBM defaults, wraps the left-right check and refuses
+what a backend cannot honour. Each backend module is imported only when chosen, so ONNX
+Runtime users never import PyTorch and nobody imports TensorRT by accident.
 """
 
 from __future__ import annotations
@@ -10,81 +14,103 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from toolkit.backends.spec import RunnerSpec, backend_for, parse_model_text, resolve
 from toolkit.errors import InputError
 
-BACKEND_BY_SUFFIX = {
-    ".pth": "torch",
-    ".pt": "torch",
-    ".onnx": "onnxruntime",
-    ".engine": "tensorrt",
-    ".plan": "tensorrt",
-}
-BACKEND_ALIASES = {"torch": "torch", "pytorch": "torch", "onnxruntime": "onnxruntime", "ort": "onnxruntime",
-                   "tensorrt": "tensorrt", "trt": "tensorrt"}
-# Options that only a checkpoint can honour: an ONNX model or engine has them baked in.
-CHECKPOINT_ONLY = ("iters", "max_disp")
+__all__ = ["RunnerSpec", "backend_for", "check_spec", "open_runner", "parse_model_text", "resolve"]
 
 
-def backend_for(model_path: str | os.PathLike, backend: str | None = None) -> str:
-    """The backend name for a model file: an explicit ``backend`` wins, else the suffix decides.
+def check_spec(spec: RunnerSpec) -> tuple[str, RunnerSpec]:
+    """``resolve`` plus the device check: what ``open_runner`` checks before it reads any file.
 
-    Raises:
-        InputError: an unknown backend name or suffix.
-    """
-    if backend is not None:
-        if backend.lower() not in BACKEND_ALIASES:
-            raise InputError(f"--backend {backend!r}: expected one of {sorted(set(BACKEND_ALIASES.values()))}")
-        return BACKEND_ALIASES[backend.lower()]
-    suffix = Path(model_path).suffix.lower()
-    if suffix not in BACKEND_BY_SUFFIX:
-        raise InputError(
-            f"{model_path}: cannot tell the backend from suffix {suffix or '(none)'!r}; "
-            f"expected one of {', '.join(sorted(BACKEND_BY_SUFFIX))} or --backend"
-        )
-    return BACKEND_BY_SUFFIX[suffix]
-
-
-def open_runner(model_path: str | os.PathLike, backend: str | None = None, **opts):
-    """Create (not activate) the runner for a model file.
-
-    Options left at None mean "the default" and are not passed on. A checkpoint-only
-    option (iters, max_disp) given for an ONNX model or engine is refused rather than
-    silently ignored, since those have it baked in; ``size`` must fit the model's own.
-
-    Args:
-        model_path: checkpoint (.pth/.pt), ONNX (.onnx) or TensorRT engine (.engine/.plan).
-        backend: force a backend ("torch", "onnxruntime", "tensorrt"); None chooses by suffix.
-        **opts: runner options. torch: iters, max_disp, device, size, threads;
-            onnxruntime: threads, providers, size, device ("cpu" or "cuda"); tensorrt: passed to
-            ``toolkit.backends.tensorrt.TensorRTRunner`` (``device`` is not: TensorRT runs on
-            the current CUDA device).
+    Commands whose slow work comes before the runner (a dataset to load, an export) call it first.
 
     Returns:
-        A Runner; use it as a context manager.
+        (backend, resolved spec).
 
     Raises:
-        InputError: missing file, unknown suffix or backend, an option the backend cannot honour.
+        InputError: see ``resolve``.
+        DependencyError: CUDA asked for and the backend cannot use it here (the message points to doctor).
     """
-    path = Path(model_path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such model file; expected a checkpoint, ONNX model or TensorRT engine")
-    name = backend_for(path, backend)
-    opts = {key: value for key, value in opts.items() if value is not None}
-    if name == "torch":
-        from toolkit.backends.torch_runner import TorchRunner
+    from toolkit.device import onnxruntime_providers, require_torch_device
 
-        return TorchRunner(path, **opts)
-    baked = [key for key in CHECKPOINT_ONLY if key in opts]
-    if baked:
-        option = "--" + baked[0].replace("_", "-")
-        raise InputError(f"{option} applies to checkpoints only; {path.name} has it baked in at export")
-    device = opts.pop("device", "cpu")
-    if name == "onnxruntime":
-        from toolkit.backends.onnxrt import OnnxRuntimeRunner
+    backend, spec = resolve(spec)
+    if backend == "torch":
+        require_torch_device(spec.device)
+    elif backend == "onnxruntime":
+        onnxruntime_providers(spec.device)
+    return backend, spec
 
-        if "providers" not in opts and str(device).startswith("cuda"):
-            opts["providers"] = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        return OnnxRuntimeRunner(path, **opts)
+
+def open_runner(spec: RunnerSpec | str | os.PathLike, **fields):
+    """Create (not activate) the runner a spec describes.
+
+    Args:
+        spec: a ``RunnerSpec``, or a model path / "sgbm" with ``fields`` as its other fields.
+        **fields: ``RunnerSpec`` fields when ``spec`` is a path (ignored values of None keep
+            the default).
+
+    Returns:
+        A Runner (wrapped in ``LRCheckRunner`` with ``lr_check``); use it as a context manager.
+
+    Raises:
+        InputError: missing file, unknown suffix or backend, an option the backend cannot
+            honour, a size the model cannot take.
+        DependencyError: the device asks for CUDA this machine cannot give the backend.
+    """
+    if not isinstance(spec, RunnerSpec):
+        spec = RunnerSpec(model=str(spec), **{key: value for key, value in fields.items() if value is not None})
+    elif fields:
+        raise InputError("open_runner takes a RunnerSpec or a model path with fields, not both")
+    backend, spec = check_spec(spec)
+    if backend != "sgbm" and not Path(spec.model).is_file():
+        raise InputError(f"{spec.model}: no such model file; expected a checkpoint, ONNX model or TensorRT engine")
+    runner = OPENERS[backend](spec)
+    if spec.lr_check:
+        from toolkit.backends.lr_check import LRCheckRunner
+
+        runner = LRCheckRunner(runner)
+    return runner
+
+
+def _open_torch(spec: RunnerSpec):
+    from toolkit.backends.torch_runner import TorchRunner
+
+    return TorchRunner(spec.model, iters=spec.iters, device=spec.device, size=spec.size, threads=spec.threads,
+                       max_disp=spec.max_disp, precision=spec.precision or "fp32", cuda_graph=spec.cuda_graph)
+
+
+def _open_onnxruntime(spec: RunnerSpec):
+    from toolkit.backends.onnxrt import OnnxRuntimeRunner
+    from toolkit.device import onnxruntime_providers
+
+    runner = OnnxRuntimeRunner(spec.model, threads=spec.threads, providers=onnxruntime_providers(spec.device),
+                               size=spec.size, any_onnx=spec.any_onnx, device=spec.device)
+    _check_baked_precision(spec, runner)
+    return runner
+
+
+def _open_tensorrt(spec: RunnerSpec):
     from toolkit.backends.tensorrt import TensorRTRunner
 
-    return TensorRTRunner(path, **opts)
+    runner = TensorRTRunner(spec.model, size=spec.size, cuda_graph=spec.cuda_graph)
+    _check_baked_precision(spec, runner)
+    return runner
+
+
+def _check_baked_precision(spec: RunnerSpec, runner) -> None:
+    """An exported model's precision is fixed: a different one asked for is refused, not dropped."""
+    if spec.precision is not None and spec.precision != runner.precision:
+        raise InputError(f"--precision {spec.precision}: {Path(spec.model).name} is {runner.precision} "
+                         "(fixed at export/build); export or build it at that precision")
+
+
+def _open_sgbm(spec: RunnerSpec):
+    from toolkit.backends.sgbm import SGBMRunner
+
+    threshold = spec.lr_threshold if spec.sgbm_lr_check else None
+    return SGBMRunner(max_disp=spec.max_disp, lr_threshold=threshold, size=spec.size)
+
+
+OPENERS = {"torch": _open_torch, "onnxruntime": _open_onnxruntime, "tensorrt": _open_tensorrt,
+           "sgbm": _open_sgbm}

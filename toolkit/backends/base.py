@@ -42,11 +42,16 @@ class Runner(ABC):
         name: backend name shown in reports ("torch", "onnxruntime", "tensorrt").
         precision: "fp32", "fp16" or "int8".
         input_hw: fixed network input size, or None when the model takes any multiple of 32.
+        device: where inference runs ("cpu", "cuda", "cuda:N").
+        providers: what executes it there, as reports show it (ONNX Runtime: the session's
+            execution providers once active; PyTorch: eager or CUDA graph).
     """
 
     name: str = "runner"
     precision: str = "fp32"
     input_hw: tuple[int, int] | None = None
+    device: str = "cpu"
+    providers: tuple = ()
 
     def __init__(self) -> None:
         self.is_active = False

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from toolkit.backends.base import Runner
+from toolkit.backends.spec import SGBM_LR_THRESHOLD, SGBM_MAX_DISP
 from toolkit.confidence import lr_consistency_mask
 from toolkit.errors import InputError
 
@@ -85,6 +86,8 @@ class SGBMRunner(Runner):
         block_size: odd matching window size.
         lr_threshold: left-right check threshold in pixels; None turns the check off
             (then every matched pixel counts as valid).
+        size: network (H, W) every pair is brought to by the shared preprocessing; None: each
+            pair padded to a multiple of 32.
 
     Outputs of ``infer_impl``: ``disparity`` (1, 1, H, W), 0 where invalid, and
     ``confidence`` (1, 1, H, W), 1 where valid and 0 elsewhere.
@@ -92,8 +95,10 @@ class SGBMRunner(Runner):
 
     name = "sgbm"
     precision = "fp32"
+    providers = ("OpenCV StereoSGBM",)
 
-    def __init__(self, max_disp: int = 192, block_size: int = BLOCK_SIZE, lr_threshold: float | None = 1.0) -> None:
+    def __init__(self, max_disp: int = SGBM_MAX_DISP, block_size: int = BLOCK_SIZE,
+                 lr_threshold: float | None = SGBM_LR_THRESHOLD, size: tuple[int, int] | None = None) -> None:
         super().__init__()
         if max_disp < 1:
             raise InputError(f"--max-disp {max_disp}: expected a positive disparity range")
@@ -102,6 +107,7 @@ class SGBMRunner(Runner):
         self.max_disp = int(max_disp)
         self.block_size = block_size
         self.lr_threshold = lr_threshold
+        self.input_hw = None if size is None else tuple(size)
         self.matcher = None
 
     def activate_impl(self) -> None:

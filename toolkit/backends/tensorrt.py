@@ -44,6 +44,8 @@ class TensorRTRunner(Runner):
     """
 
     name = "tensorrt"
+    device = "cuda"
+    providers = ("TensorRT",)
 
     def __init__(self, path: str | os.PathLike, size: tuple | None = None, cuda_graph: bool = False,
                  warmup: int = 3, verbose: bool = False, threads: int | None = None) -> None:

@@ -29,7 +29,7 @@ import numpy as np
 from toolkit.bench import memory, metrics, models
 from toolkit.bench.datasets import BenchData, load_bench_data, read_ground_truth
 from toolkit.bench.timing import latency_stats, interleaved_order
-from toolkit.confidence import LRCheckRunner
+from toolkit.backends.lr_check import LRCheckRunner
 from toolkit.data import io
 from toolkit.errors import DependencyError, InputError
 
@@ -57,7 +57,8 @@ class BenchConfig:
             checkpoint among ``models``, else the built-in weights when the exported models
             were exported from them, else no reference.
         threads: CPU threads for PyTorch, ONNX Runtime and OpenCV; None keeps their defaults.
-        device: PyTorch / ONNX Runtime device ("cpu", "cuda").
+        device: device of the PyTorch and ONNX Runtime rows ("cpu", "cuda", "cuda:N"); a row
+            may pin its own with ``+cpu`` / ``+cuda``.
         iters: refinement iterations for checkpoints; None: what the exported models baked
             in (when they agree), else the checkpoint's own.
         max_disp: disparity range for checkpoints and SGBM; None: the exported models' value
@@ -123,6 +124,9 @@ class RowResult:
     Attributes:
         info: the model (ModelInfo as a dict).
         precision: "fp32", "fp16", "int8" (as the runner reports it).
+        device: where the row ran ("cpu", "cuda", "cuda:N"), as the runner reports it.
+        providers: what executed it there: ONNX Runtime's session providers, "eager" or
+            "CUDA graph" for PyTorch, "TensorRT", "OpenCV StereoSGBM".
         metadata: the exported model's iters / max_disp / input size / checkpoint hash.
         options: the runner options used.
         latency: backend-only LatencyStats (dict); end_to_end: decode + runner total.
@@ -139,6 +143,8 @@ class RowResult:
 
     info: dict
     precision: str
+    device: str
+    providers: list
     metadata: dict
     options: dict
     latency: dict
@@ -200,11 +206,12 @@ class _Reference:
     row: int | None = None
     runner: object = None
     note: str | None = None
+    label: str | None = None
 
     def as_dict(self) -> dict | None:
         if self.path is None:
             return None
-        return {"checkpoint": self.path, "sha256": self.sha256, "is_row": self.row is not None}
+        return {"checkpoint": self.path, "sha256": self.sha256, "is_row": self.row is not None, "label": self.label}
 
 
 Progress = Callable[[str], None]
@@ -233,6 +240,7 @@ def run_bench(config: BenchConfig, out_dir: str | Path, progress: Progress | Non
     say = progress or (lambda message: None)
     config.validate()
     infos = models.describe_models(config.models)
+    models.check_rows(infos, config.device, config.threads, config.size)
     notes = []
     with tempfile.TemporaryDirectory(prefix="stereo-trt-bench-") as scratch:
         data = load_bench_data(config.data, scratch, config.split, config.limit)
@@ -285,33 +293,32 @@ def _set_opencv_threads(threads: int | None) -> None:
 
 
 def _open_rows(config: BenchConfig, infos: list, notes: list, say: Progress):
-    """Create every row's runner and the reference, at one agreed network size."""
-    # exported models first: their baked-in iterations and range set those of the others
-    runners = {}
-    for info in infos:
-        if info.backend in EXPORTED_BACKENDS:
-            runners[info.label] = models.create_runner(info.spec, _options(info.backend, config, None, None))
-    exported = {label: models.exported_metadata(r) for label, r in runners.items()}
-    iters = config.iters or _common(exported, "iters", notes, "iterations")
-    max_disp = config.max_disp or _common(exported, "max_disp", notes, "max disparity")
+    """Create every row's runner and the reference, each at the one agreed network size."""
+    from toolkit.backends import open_runner
+
+    # exported models first: their baked-in iterations, range and size set those of the others
+    exported = {info.label: open_runner(_spec(info, config, None, None, config.size))
+                for info in infos if info.backend in EXPORTED_BACKENDS}
+    metadata = {label: models.exported_metadata(r) for label, r in exported.items()}
+    iters = config.iters or _common(metadata, "iters", notes, "iterations")
+    max_disp = config.max_disp or _common(metadata, "max_disp", notes, "max disparity")
+    size = models.bench_size(config.size, exported)
     rows = []
     for info in infos:
-        options = _options(info.backend, config, iters, max_disp)
-        if info.label not in runners:
-            runners[info.label] = models.create_runner(info.spec, options)
-        rows.append(_Row(info, options, runners[info.label]))
-    size = models.bench_size(config.size, runners)
-    for row in rows:
-        models.fit_size(row.runner, row.info.spec, size)
+        spec = _spec(info, config, iters, max_disp, size)
+        runner = exported.get(info.label)
+        if runner is None or runner.input_hw != size:
+            runner = open_runner(spec)
+        rows.append(_Row(info, models.spec_options(spec), runner))
     say("size: " + (f"{size[0]}x{size[1]}" if size else "each pair padded to a multiple of 32")
         + f"; rows: {', '.join(info.label for info in infos)}")
-    reference = _resolve_reference(config, rows, exported, iters, max_disp, size, notes)
+    reference = _resolve_reference(config, rows, metadata, iters, max_disp, size, notes)
     say(f"reference: {reference.path or 'none'}" + (f" ({reference.note})" if reference.note else ""))
     return rows, reference, size
 
 
-def _options(backend: str, config: BenchConfig, iters, max_disp) -> dict:
-    return models.runner_options(backend, config.threads, config.device, iters, max_disp)
+def _spec(info, config: BenchConfig, iters, max_disp, size):
+    return models.row_spec(info.spec, config.device, config.threads, iters, max_disp, size)
 
 
 def _common(exported: dict, key: str, notes: list, what: str):
@@ -350,15 +357,24 @@ def _resolve_reference(config: BenchConfig, rows: list, exported: dict, iters, m
         if meta.get("checkpoint_sha256") not in (None, sha):
             notes.append(f"{label} was exported from checkpoint {meta['checkpoint_sha256'][:12]}, not the reference "
                          f"{sha[:12]}: its 'vs reference' error includes the weight difference")
-    same_row = [i for i in torch_rows if rows[i].info.path == resolved]
+    # the reference is the eager FP32 pass: a +fp16 or +graph row of the same checkpoint is not it
+    same_row = [i for i in torch_rows if rows[i].info.path == resolved and _is_eager_fp32(rows[i].options)]
     if same_row:
-        return _Reference(resolved, sha, row=same_row[0])
-    options = models.runner_options("torch", config.threads, config.device, iters, max_disp)
+        return _Reference(resolved, sha, row=same_row[0], label=rows[same_row[0]].info.label)
+    from toolkit.backends import RunnerSpec, open_runner
+
+    spec = RunnerSpec(model=resolved, device=config.device, threads=config.threads, iters=iters, max_disp=max_disp,
+                      size=size)
     try:
-        runner = models.open_model(resolved, options, size)
+        runner = open_runner(spec)
     except DependencyError as exc:
         raise DependencyError(f"the PyTorch reference needs PyTorch ({exc}); or leave --reference out") from None
     return _Reference(resolved, sha, runner=runner, note="run untimed beside the rows")
+
+
+def _is_eager_fp32(options: dict) -> bool:
+    """A row that runs the reference computation itself: eager, FP32, no left-right wrapping."""
+    return options.get("precision") in (None, "fp32") and not options.get("cuda_graph") and not options.get("lr_check")
 
 
 def _decode(pair) -> tuple[np.ndarray, np.ndarray, float]:
@@ -523,6 +539,8 @@ def _row_result(row: _Row, usage, config: BenchConfig) -> RowResult:
     return RowResult(
         info=row.info.as_dict(),
         precision=getattr(row.runner, "precision", "fp32"),
+        device=row.runner.device,
+        providers=list(row.runner.providers),
         metadata=models.exported_metadata(row.runner),
         options={k: v for k, v in row.options.items() if v is not None},
         latency=latency_stats(row.backend_ms).as_dict(),

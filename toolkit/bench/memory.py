@@ -113,13 +113,15 @@ def measure_here(spec: str, options: dict, input_hw, left_path: str, right_path:
     Meant to run in a fresh child (see ``measure``); in a process that already ran other
     models the peak would include theirs.
     """
-    from toolkit.bench.models import open_model
+    from toolkit.backends import open_runner
+    from toolkit.bench.models import spec_from_options
     from toolkit.data import io
 
     left, right = io.read_image(left_path), io.read_image(right_path)
     baseline = current_rss_mb()
     gpu_before = device_memory_used_mb()
-    runner = open_model(spec, options, tuple(input_hw) if input_hw else None)
+    # options (``models.spec_options``) name the model and size themselves when the bench wrote them
+    runner = open_runner(spec_from_options({"model": spec, "size": input_hw, **options}))
     with runner:
         for _ in range(calls):
             runner.infer(left, right)
@@ -140,7 +142,7 @@ def measure(spec: str, options: dict, input_hw, left_path: Path, right_path: Pat
 
     Args:
         spec: the model as given to the benchmark (path or "sgbm").
-        options: the runner options the benchmark uses (JSON-serialisable).
+        options: the row's ``RunnerSpec`` fields (``toolkit.bench.models.spec_options``).
         input_hw: the network size the benchmark runs at, or None.
         left_path, right_path: the pair to run (decoded by the child).
         calls: inferences to run (the first one allocates the workspaces).

@@ -2,10 +2,12 @@
 
 A row is a model file (checkpoint, ONNX, engine: ``toolkit.backends.open_runner`` picks
 the backend) or ``sgbm``, OpenCV's semi-global block matching as the classical baseline.
-Either may end in ``+lr``: the same model with its confidence taken from a left-right
-consistency check (``toolkit.confidence.LRCheckRunner``; two inferences per pair).
-Every row runs at one network size; exported models carry theirs, checkpoints and
-dynamic-shape models are given the bench size.
+A checkpoint may end in ``+fp16`` (half weights, CUDA) and ``+graph`` (the forward replayed
+as a CUDA graph), so the fastest PyTorch sits beside the eager FP32 reference; any row
+may end in ``+lr``: the same model with its confidence taken from a left-right
+consistency check (``toolkit.backends.lr_check.LRCheckRunner``; two inferences per pair).
+Every row runs at one network size, given to each runner when it is created; exported
+models carry theirs, checkpoints and dynamic-shape models are given the bench size.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from toolkit.confidence import LR_SUFFIX, with_lr_check
+from toolkit.backends.spec import LR_SUFFIX, RunnerSpec, backend_for, model_label, parse_model_text
 from toolkit.errors import InputError
 
 SGBM_SPEC = "sgbm"
@@ -29,7 +31,7 @@ class ModelInfo:
 
     Attributes:
         spec: the ``--model`` value as given.
-        label: short unique name for tables and plots (the file name, or "sgbm").
+        label: short unique name for tables and plots (the file name, or "sgbm", with modifiers).
         backend: "torch", "onnxruntime", "tensorrt" or "sgbm".
         path: absolute model path, or None for SGBM.
         size_mb: model file size in MB (10^6 bytes), or None for SGBM.
@@ -51,31 +53,29 @@ def describe_models(specs: list) -> list:
     Raises:
         InputError: a missing file, an unknown suffix, or the same model given twice.
     """
-    from toolkit.backends import backend_for
-
     infos = []
-    for spec in specs:
-        spec = str(spec)
-        base, lr = split_lr(spec)
-        suffix = LR_SUFFIX if lr else ""
-        if base.lower() == SGBM_SPEC:
-            infos.append(ModelInfo(spec, SGBM_SPEC + suffix, "sgbm", None, None))
+    for text in specs:
+        text = str(text)
+        spec = parse_model_text(text)
+        backend = backend_for(spec.model)
+        label = model_label(spec)
+        if backend == "sgbm":
+            infos.append(ModelInfo(text, label, "sgbm", None, None))
             continue
-        path = Path(base)
+        path = Path(spec.model)
         if not path.is_file():
-            raise InputError(f"--model {spec}: no such file; expected a checkpoint, ONNX model, engine or 'sgbm' "
-                             f"(optionally ending in {LR_SUFFIX})")
-        backend = backend_for(path)
-        infos.append(ModelInfo(spec, path.name + suffix, backend, str(path.resolve()), path.stat().st_size / 1e6))
+            raise InputError(f"--model {text}: no such file; expected a checkpoint, ONNX model, engine or 'sgbm' "
+                             f"(optionally ending in +fp16, +graph, {LR_SUFFIX})")
+        infos.append(ModelInfo(text, label, backend, str(path.resolve()), path.stat().st_size / 1e6))
     _check_unique(infos)
     return infos
 
 
 def _check_unique(infos: list) -> None:
-    """Refuse a model given twice; label same-named files from different folders by their folder."""
+    """Refuse a row given twice; label same-named files from different folders by their folder."""
     seen = set()
     for info in infos:
-        key = (info.path or split_lr(info.spec)[0].lower(), info.label.endswith(LR_SUFFIX))
+        key = (info.path or SGBM_SPEC, info.label.split("+", 1)[1] if "+" in info.label else "")
         if key in seen:
             raise InputError(f"--model {info.spec} is given twice; each row must be a different model")
         seen.add(key)
@@ -85,75 +85,52 @@ def _check_unique(infos: list) -> None:
             info.label = f"{Path(info.path).parent.name}/{info.label}"
 
 
-def runner_options(backend: str, threads: int | None, device: str, iters: int | None,
-                   max_disp: int | None) -> dict:
-    """The ``open_runner`` options a backend accepts (JSON-serialisable, for the memory probe too).
+def row_spec(text: str, device: str = "cpu", threads: int | None = None, iters: int | None = None,
+             max_disp: int | None = None, size: tuple | None = None) -> RunnerSpec:
+    """The ``RunnerSpec`` of one row: the model text's modifiers plus the bench options its backend honours.
 
-    Exported models have iterations and max disparity baked in, and TensorRT runs on the
-    current CUDA device with its own threading, so each backend gets only what it honours.
+    ``--device`` (unless the row pins its own with ``+cpu``/``+cuda``) and ``--threads`` are for
+    the PyTorch and ONNX Runtime rows (SGBM runs on
+    the CPU with OpenCV's pool, set once for every row; an engine on the current CUDA device);
+    ``--iters`` is for checkpoints, ``--max-disp`` for checkpoints and SGBM (exported models
+    have both baked in).
     """
+    spec = parse_model_text(text, size=None if size is None else tuple(size))
+    backend = backend_for(spec.model)
+    if backend in ("torch", "onnxruntime"):
+        spec = spec.with_(device=spec.device or device, threads=threads)  # +cpu / +cuda pin a row's device
     if backend == "torch":
-        return {"threads": threads, "device": device, "iters": iters, "max_disp": max_disp}
-    if backend == "onnxruntime":
-        return {"threads": threads, "device": device}
+        spec = spec.with_(iters=iters, max_disp=max_disp)
     if backend == "sgbm":
-        return {"max_disp": max_disp}
-    return {}
+        spec = spec.with_(max_disp=max_disp)
+    return spec
 
 
-def open_model(spec: str, options: dict, input_hw: tuple | None = None):
-    """Create (not activate) the runner of one row, at the bench network size.
-
-    Args:
-        spec: the ``--model`` value.
-        options: from ``runner_options``.
-        input_hw: the bench network size, or None to pad each pair to a multiple of 32.
+def check_rows(infos: list, device: str, threads: int | None, size: tuple | None) -> None:
+    """Refuse, before any data loads, a row whose options or device cannot work here.
 
     Raises:
-        InputError: the model's own fixed size differs from ``input_hw``.
+        InputError: an option a row's backend cannot honour (a +graph row without a size...).
+        DependencyError: --device asks for CUDA a PyTorch or ONNX Runtime row cannot use here.
     """
-    return fit_size(create_runner(spec, options), spec, input_hw)
+    from toolkit.backends import check_spec
+
+    for info in infos:
+        spec = row_spec(info.spec, device, threads, size=size)
+        if spec.cuda_graph and size is None and info.backend == "torch":
+            continue  # the size may still come from the exported rows; open_runner checks again
+        check_spec(spec)
 
 
-def split_lr(spec: str) -> tuple[str, bool]:
-    """(model spec without a trailing ``+lr``, whether it had one)."""
-    if spec.lower().endswith(LR_SUFFIX):
-        return spec[: -len(LR_SUFFIX)], True
-    return spec, False
+def spec_options(spec: RunnerSpec) -> dict:
+    """A spec as JSON-serialisable options (the memory probe rebuilds it in a child process)."""
+    values = asdict(spec)
+    values["size"] = list(spec.size) if spec.size else None
+    return values
 
 
-def create_runner(spec: str, options: dict):
-    """The runner for one ``--model`` value (SGBM or ``open_runner``, maybe LR-checked), not yet active."""
-    options = {key: value for key, value in options.items() if value is not None}
-    base, lr = split_lr(spec)
-    if base.lower() == SGBM_SPEC:
-        from toolkit.backends.sgbm import SGBMRunner
-
-        runner = SGBMRunner(**options)
-    else:
-        from toolkit.backends import open_runner
-
-        runner = open_runner(base, **options)
-    return with_lr_check(runner, lr)
-
-
-def fit_size(runner, spec: str, input_hw: tuple | None):
-    """Give a runner the bench size; refuse one whose exported size differs.
-
-    Raises:
-        InputError: the model is fixed at another size.
-    """
-    if input_hw is None:
-        return runner
-    fixed = getattr(runner, "input_hw", None)
-    if fixed is not None and tuple(fixed) != tuple(input_hw):
-        raise InputError(
-            f"--model {spec}: takes {fixed[0]}x{fixed[1]} input (fixed at export), the bench runs at "
-            f"{input_hw[0]}x{input_hw[1]}; pass --size {fixed[0]}x{fixed[1]} or export at the bench size"
-        )
-    # checkpoints and dynamic-shape models take any multiple of 32: give them the bench size
-    runner.input_hw = tuple(input_hw)
-    return runner
+def spec_from_options(options: dict) -> RunnerSpec:
+    return RunnerSpec(**{**options, "size": tuple(options["size"]) if options.get("size") else None})
 
 
 def exported_metadata(runner) -> dict:

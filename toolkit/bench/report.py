@@ -129,21 +129,29 @@ def _precision(row: dict) -> str:
 
 def summary_table(rows: list, reference: dict | None) -> str:
     """The headline table: one row per model/precision."""
-    header = ["Model", "Backend", "Precision", "Size (MB)", "EPE vs ref (px)", "EPE vs GT (px)", "D1 (%)",
-              "p50 (ms)", "p99 (ms)", "FPS", "Speed vs ref", "End-to-end FPS"]
+    header = ["Model", "Backend", "Runs on", "Precision", "Size (MB)", "EPE vs ref (px)", "EPE vs GT (px)",
+              "D1 (%)", "p50 (ms)", "p99 (ms)", "FPS", "Speed vs ref", "End-to-end FPS"]
     reference_row = find_reference_row(rows, reference)
     lines = [[f"`{row['info']['label']}`", BACKEND_TITLES.get(row["info"]["backend"], row["info"]["backend"]),
-              _precision(row), fmt(row["info"]["size_mb"], 1), fmt_px(_get(row, "vs_reference", "epe")),
+              runs_on(row), _precision(row), fmt(row["info"]["size_mb"], 1), fmt_px(_get(row, "vs_reference", "epe")),
               fmt_px(_get(row, "vs_ground_truth", "epe")), fmt(_get(row, "vs_ground_truth", "d1")),
               fmt_ms(row["latency"]["p50"]), fmt_ms(row["latency"]["p99"]), fmt(row["latency"]["fps"]),
               fmt_speedup(speed_vs(row, reference_row)), fmt(row["end_to_end"]["fps"])] for row in rows]
-    return _table(header, lines, ["l", "l", "l"] + ["r"] * 9)
+    return _table(header, lines, ["l", "l", "l", "l"] + ["r"] * 9)
+
+
+def runs_on(row: dict) -> str:
+    """Device and what executed the row there, e.g. "cuda:0 (CUDA graph)", "cpu (CPUExecutionProvider)"."""
+    providers = ", ".join(row.get("providers") or [])
+    return f"{row.get('device', '?')} ({providers})" if providers else str(row.get("device", "?"))
 
 
 def find_reference_row(rows: list, reference: dict | None) -> dict | None:
     """The row that runs the PyTorch reference itself, if the run has one."""
     if not reference or not reference.get("is_row"):
         return None
+    if reference.get("label"):
+        return next((row for row in rows if row["info"]["label"] == reference["label"]), None)
     return next((row for row in rows if row["info"]["backend"] == "torch"
                  and row["info"].get("path") == reference["checkpoint"]), None)
 

@@ -2,10 +2,11 @@ import click
 
 
 @click.command("bench")
-@click.option("--model", "models", multiple=True, required=True, metavar="PATH|sgbm[+lr]",
+@click.option("--model", "models", multiple=True, required=True, metavar="PATH|sgbm[+cpu|+cuda][+fp16][+graph][+lr]",
               help="A row: checkpoint (.pth, PyTorch), .onnx (ONNX Runtime, FP32/FP16/INT8 Q/DQ), "
-                   ".engine (TensorRT) or 'sgbm' (OpenCV); append +lr for the same model with a left-right "
-                   "consistency confidence (two inferences per pair). Repeat for several rows.")
+                   ".engine (TensorRT) or 'sgbm' (OpenCV). A checkpoint on --device cuda may end in +fp16 "
+                   "(half weights) and +graph (CUDA graph; needs a fixed size); +cpu or +cuda pins a row's device; append +lr for the same model "
+                   "with a left-right consistency confidence (two inferences per pair). Repeat for several rows.")
 @click.option("--data", default="builtin", show_default=True,
               help="'builtin' (Middlebury Motorcycle with ground truth), an InStereo2K root, a KITTI- or "
                    "Middlebury-style folder, a folder of pairs without ground truth, or a glob of left images.")
@@ -19,7 +20,9 @@ import click
               help="PyTorch FP32 checkpoint for 'EPE vs ref'. Default: the first checkpoint among the "
                    "rows, else the built-in weights if the ONNX models were exported from them.")
 @click.option("--threads", type=int, help="CPU threads for PyTorch, ONNX Runtime and OpenCV.")
-@click.option("--device", default="cpu", show_default=True, help="PyTorch / ONNX Runtime device: cpu or cuda.")
+@click.option("--device", default="cpu", show_default=True, metavar="cpu|cuda|cuda:N",
+              help="Device of the PyTorch and ONNX Runtime rows (cpu is CPU only; engines run on CUDA, "
+                   "SGBM on the CPU).")
 @click.option("--iters", type=int, help="GRU iterations for checkpoints. Default: what the ONNX models baked in.")
 @click.option("--max-disp", type=int, help="Disparity range for checkpoints and SGBM. Default: the ONNX models'.")
 @click.option("--limit", type=int, help="Use only the first N pairs.")
@@ -45,12 +48,13 @@ def command(models, data, split, size_text, warmup, repeats, reference, threads,
     from datetime import datetime
 
     from toolkit.bench import BenchConfig, run_bench
+    from toolkit.device import parse_device
     from toolkit.paths import BENCHMARKS_DIR
     from toolkit.preprocess import parse_size
 
     config = BenchConfig(
         models=list(models), data=data, split=split, size=parse_size(size_text), warmup=warmup, repeats=repeats,
-        reference=reference, threads=threads, device=device, iters=iters, max_disp=max_disp, limit=limit,
+        reference=reference, threads=threads, device=parse_device(device), iters=iters, max_disp=max_disp, limit=limit,
         measure_memory=measure_memory, min_confidence=min_confidence,
     )
     out_dir = out_dir or str(BENCHMARKS_DIR / datetime.now().strftime("%Y%m%d-%H%M%S"))

@@ -8,7 +8,10 @@ import click
 @click.option("--iters", type=click.IntRange(1, 64), help="GRU iterations (checkpoints only; ONNX/engines have theirs baked in).")
 @click.option("--max-disp", type=click.IntRange(16, 768), help="Maximum disparity in px, a multiple of 16 (checkpoints only).")
 @click.option("--size", "size_text", metavar="HxW", help="Fixed network size (multiples of 32). Default: pad each image to a multiple of 32.")
-@click.option("--device", default="cpu", show_default=True, help="PyTorch device: cpu, cuda, cuda:1 ...")
+@click.option("--device", metavar="cpu|cuda|cuda:N",
+              help="Where checkpoints (PyTorch) and .onnx models (ONNX Runtime) run.  [default: cpu; engines: cuda]")
+@click.option("--precision", type=click.Choice(["fp32", "fp16"]),
+              help="Checkpoints on CUDA: fp16 runs half weights (normalisation kept in FP32). Default: fp32.")
 @click.option("--focal", type=float, help="Focal length in pixels (with --baseline: writes depth in metres).")
 @click.option("--baseline", type=float, help="Stereo baseline in metres.")
 @click.option("--cx", type=float, help="Principal point x of the left view, px (--ply; default: image centre).")
@@ -22,8 +25,8 @@ import click
 @click.option("--min-confidence", type=float, help="Write pixels below this confidence (0..1) as invalid.")
 @click.option("--lr-check", is_flag=True, help="Confidence from a left-right consistency check (a second inference).")
 @click.option("--out", "out_dir", default="outputs/predict", show_default=True, type=click.Path(file_okay=False))
-def command(inputs, model, iters, max_disp, size_text, device, focal, baseline, cx, cy, doffs, ply, min_depth, max_depth,
-            min_confidence, lr_check, out_dir):
+def command(inputs, model, iters, max_disp, size_text, device, precision, focal, baseline, cx, cy, doffs, ply, min_depth,
+            max_depth, min_confidence, lr_check, out_dir):
     """Predict disparity (and depth) for stereo pairs.
 
     INPUTS is LEFT RIGHT (two images), a folder of pairs (InStereo2K, Middlebury,
@@ -41,13 +44,12 @@ def command(inputs, model, iters, max_disp, size_text, device, focal, baseline, 
     Example: stereo-trt predict --ply --max-depth 3 --out outputs/motorcycle
     """
     from toolkit import predict
-    from toolkit.backends import open_runner
-    from toolkit.confidence import with_lr_check
+    from toolkit.backends import RunnerSpec, open_runner
+    from toolkit.device import parse_device
     from toolkit.errors import InputError
     from toolkit.paths import resolve_checkpoint
     from toolkit.preprocess import parse_size
 
-    size = parse_size(size_text)
     cloud = predict.cloud_options(bool(inputs), focal, baseline, cx, cy, doffs, min_depth, max_depth) if ply else None
     if not ply and (min_depth is not None or max_depth is not None):
         raise InputError("--min-depth/--max-depth apply to --ply point clouds")
@@ -55,10 +57,12 @@ def command(inputs, model, iters, max_disp, size_text, device, focal, baseline, 
         focal, baseline = cloud.focal_px, cloud.baseline_m
         doffs = cloud.doffs
         click.echo(f"built-in pair: focal {focal} px, baseline {baseline} m, doffs {doffs} px")
+    spec = RunnerSpec(model=str(resolve_checkpoint(model)), device=parse_device(device) if device else None,
+                      precision=precision, size=parse_size(size_text), iters=iters, max_disp=max_disp,
+                      lr_check=lr_check)
+    runner = open_runner(spec)
     named_pairs = _named_pairs(inputs)
-    model_path = resolve_checkpoint(model)
-    runner = open_runner(model_path, iters=iters, max_disp=max_disp, device=device, size=size)
-    with with_lr_check(runner, lr_check) as runner:
+    with runner:
         outputs = predict.predict_pairs(
             runner, named_pairs, out_dir, focal, baseline, min_confidence=min_confidence, doffs=doffs, cloud=cloud,
             on_pair=lambda o: click.echo(f"{o.name}: {o.infer_ms:.0f} ms -> {o.files[0].parent}/{o.name}_disp.*"),

@@ -14,7 +14,8 @@ import click
 @click.option("--no-lr-check", "lr_check", is_flag=True, default=None, flag_value=False,
               help="SGBM: keep every matched pixel (no left-right check).")
 @click.option("--iters", type=click.IntRange(1, 64), help="Refinement iterations (checkpoint teachers only).")
-@click.option("--device", help="PyTorch device for checkpoint teachers.  [default: cpu]")
+@click.option("--device", metavar="cpu|cuda|cuda:N",
+              help="Where checkpoint (PyTorch) and ONNX (ONNX Runtime) teachers run.  [default: cpu]")
 @click.option("--threads", type=click.IntRange(1, 256), help="CPU threads for ONNX Runtime / PyTorch.")
 @click.option("--rule", metavar="LEFT->RIGHT",
               help="Naming rule pairing left images given as a glob, e.g. _left->_right.")
@@ -34,10 +35,12 @@ def command(inputs, teacher, out_dir, max_disp, lr_threshold, lr_check, iters, d
 
     from toolkit import pseudo_label
     from toolkit.data.pairs import discover_pairs, parse_rule
+    from toolkit.device import parse_device
 
-    pairs = discover_pairs(list(inputs), parse_rule(rule) if rule else None)
+    # the teacher (and its device) is checked before the input tree is walked
     runner = pseudo_label.open_teacher(teacher, max_disp=max_disp, lr_threshold=lr_threshold, lr_check=lr_check,
-                                       iters=iters, device=device, threads=threads)
+                                       iters=iters, device=parse_device(device) if device else None, threads=threads)
+    pairs = discover_pairs(list(inputs), parse_rule(rule) if rule else None)
 
     def progress(index, label):
         click.echo(f"[{index + 1}/{len(pairs)}] {label.name}: {label.valid_fraction:.0%} valid -> {label.label}")

@@ -13,6 +13,10 @@ from toolkit.cli.run import BACKENDS
 @click.option("--size", "size_text", metavar="HxW", help="Network size for checkpoints (multiples of 32).")
 @click.option("--max-disp", type=click.IntRange(16, 768), help="Maximum disparity, px (checkpoints and sgbm).")
 @click.option("--threads", type=click.IntRange(1, 256), help="CPU threads for ONNX Runtime / PyTorch.")
+@click.option("--device", metavar="cpu|cuda|cuda:N",
+              help="Where checkpoints (PyTorch) and .onnx models (ONNX Runtime) run.  [default: cpu; engines: cuda]")
+@click.option("--precision", type=click.Choice(["fp32", "fp16"]),
+              help="Checkpoints on CUDA: fp16 runs half weights (normalisation kept in FP32). Default: fp32.")
 @click.option("--calibration", type=click.Path(dir_okay=False),
               help="Stereo calibration file; default: the camera_info topics beside the image topics.")
 @click.option("--rectified", is_flag=True, help="The image topics are rectified (image_rect): camera_info gives only the geometry.")
@@ -22,8 +26,8 @@ from toolkit.cli.run import BACKENDS
 @click.option("--slop", type=click.FloatRange(0), default=0.005, show_default=True,
               help="Largest left/right stamp difference of a pair, seconds.")
 @click.option("--namespace", default="/stereo_trt", show_default=True, help="Prefix of the published topics.")
-def command(left_topic, right_topic, compressed, backend, model, size_text, max_disp, threads, calibration, rectified,
-            min_confidence, min_depth, max_depth, slop, namespace):
+def command(left_topic, right_topic, compressed, backend, model, size_text, max_disp, threads, device, precision,
+            calibration, rectified, min_confidence, min_depth, max_depth, slop, namespace):
     """Run as a ROS 2 node: stereo images in, disparity, depth, confidence and points out.
 
     Subscribes to two image topics (approximate time sync, QoS keep-last 1 best effort so
@@ -33,6 +37,7 @@ def command(left_topic, right_topic, compressed, backend, model, size_text, max_
 
     Example: stereo-trt ros2 --left-topic /left/image_rect --right-topic /right/image_rect --rectified --model engines/student_fp16.engine
     """
+    from toolkit.device import parse_device
     from toolkit.pointcloud import CloudMask
     from toolkit.ros import node
     from toolkit.stream import app
@@ -43,6 +48,8 @@ def command(left_topic, right_topic, compressed, backend, model, size_text, max_
     node.require_rclpy()
     rectifier = Rectifier(load_calibration(calibration)) if calibration else None
     runner = app.build_runner(app.RunConfig(backend=BACKENDS[backend] if backend else None, model=model,
-                                            size_text=size_text, max_disp=max_disp, threads=threads))
+                                            size_text=size_text, max_disp=max_disp, threads=threads,
+                                            device=parse_device(device) if device else None, precision=precision),
+                              echo=click.echo)
     summary = node.run_node(config, runner, rectifier, on_status=click.echo)
     click.echo(summary.text())

@@ -17,10 +17,19 @@ FRAME_POLICIES = {"auto": None, "latest": True, "every": False}
 @click.option("--swap", is_flag=True, help="Exchange left and right (cameras wired the other way round).")
 @click.option("--backend", type=click.Choice(sorted(BACKENDS)),
               help="Inference backend. Default: from the model's suffix (.engine trt, .onnx onnx, .pth torch).")
-@click.option("--model", type=click.Path(dir_okay=False), help="TensorRT engine, ONNX model or checkpoint.")
+@click.option("--model", type=click.Path(dir_okay=False),
+              help="TensorRT engine, ONNX model or checkpoint. Default: the built-in student on the best backend here "
+                   "(TensorRT, else PyTorch CUDA FP16 + CUDA graph, else ONNX Runtime CUDA, else CPU), said at start.")
 @click.option("--size", "size_text", metavar="HxW", help="Network size for checkpoints (multiples of 32).")
 @click.option("--max-disp", type=click.IntRange(16, 768), help="Maximum disparity, px (checkpoints and sgbm).")
+@click.option("--iters", type=click.IntRange(1, 64), help="GRU iterations (checkpoints; exported models have theirs baked in).")
 @click.option("--threads", type=click.IntRange(1, 256), help="CPU threads for ONNX Runtime / PyTorch.")
+@click.option("--device", metavar="cpu|cuda|cuda:N",
+              help="Where checkpoints (PyTorch) and .onnx models (ONNX Runtime) run.  [default: cpu; engines: cuda]")
+@click.option("--precision", type=click.Choice(["fp32", "fp16"]),
+              help="Checkpoints on CUDA: fp16 runs half weights (normalisation kept in FP32). Default: fp32.")
+@click.option("--cuda-graph", is_flag=True,
+              help="Checkpoints on CUDA (with --size) and engines: replay the forward pass as one CUDA graph.")
 @click.option("--calibration", type=click.Path(dir_okay=False),
               help="Stereo calibration (OpenCV YAML/XML or JSON): frames are rectified with it.")
 @click.option("--alpha", type=click.FloatRange(-1, 1), default=0.0, show_default=True,
@@ -51,10 +60,10 @@ FRAME_POLICIES = {"auto": None, "latest": True, "every": False}
 @click.option("--ply-every", type=click.IntRange(1), default=30, show_default=True, help="Frames between --ply-dir clouds.")
 @click.option("--min-depth", type=click.FloatRange(0), help="Point clouds: drop points nearer than this, metres.")
 @click.option("--max-depth", type=click.FloatRange(0), help="Point clouds: drop points farther than this, metres.")
-def command(source_texts, left_topic, right_topic, slop, swap, backend, model, size_text, max_disp, threads, calibration,
-            alpha, rectified, depth, focal_px, baseline, range_text, min_confidence, lr_check, no_mask, save, headless,
-            serve_port, host, status_every, camera_size, fps, fourcc, frame_policy, max_frames, record_bag, ply_dir,
-            ply_every, min_depth, max_depth):
+def command(source_texts, left_topic, right_topic, slop, swap, backend, model, size_text, max_disp, iters, threads, device,
+            precision, cuda_graph, calibration, alpha, rectified, depth, focal_px, baseline, range_text, min_confidence,
+            lr_check, no_mask, save, headless, serve_port, host, status_every, camera_size, fps, fourcc, frame_policy,
+            max_frames, record_bag, ply_dir, ply_every, min_depth, max_depth):
     """Live disparity or depth from stereo cameras, videos, image folders or ROS 2 bags.
 
     Captures, rectifies, runs the model and shows the result with FPS and latency; a
@@ -71,12 +80,15 @@ def command(source_texts, left_topic, right_topic, slop, swap, backend, model, s
     """
     import signal
 
+    from toolkit.device import parse_device
     from toolkit.stream import app
 
     signal.signal(signal.SIGTERM, _interrupt)
     config = app.RunConfig(
         sources=list(source_texts), swap=swap, backend=BACKENDS[backend] if backend else None, model=model,
-        size_text=size_text, max_disp=max_disp, threads=threads, calibration=calibration, alpha=alpha,
+        size_text=size_text, max_disp=max_disp, iters=iters, threads=threads,
+        device=parse_device(device) if device else None, precision=precision,
+        cuda_graph=cuda_graph, calibration=calibration, alpha=alpha,
         rectified=rectified, depth=depth, focal_px=focal_px, baseline=baseline, range_text=range_text,
         min_confidence=min_confidence, lr_check=lr_check, mask_invalid=not no_mask, save=save, headless=headless, serve_port=serve_port,
         host=host, status_every=status_every, camera_size=camera_size, fps=fps, fourcc=fourcc,

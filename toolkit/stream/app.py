@@ -10,7 +10,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
-from toolkit.confidence import with_lr_check
 from toolkit.errors import InputError
 from toolkit.ros import bag
 from toolkit.stream import clouds, display, loop, sources
@@ -27,7 +26,11 @@ class RunConfig:
     model: str | None = None
     size_text: str | None = None
     max_disp: int | None = None
+    iters: int | None = None
     threads: int | None = None
+    device: str | None = None
+    precision: str | None = None
+    cuda_graph: bool = False
     calibration: str | None = None
     alpha: float = 0.0
     rectified: bool = False
@@ -56,6 +59,7 @@ class RunConfig:
     ply_every: int = 30
     min_depth: float | None = None
     max_depth: float | None = None
+    engines_dir: str = "engines"
 
 
 def parse_range(text: str | None) -> tuple[float, float] | None:
@@ -129,29 +133,69 @@ def build_geometry(config: RunConfig, plan=None) -> tuple[Rectifier | None, Dept
     return rectifier, rectifier.depth_converter()
 
 
-def build_runner(config: RunConfig):
-    """The (inactive) runner: SGBM for --backend sgbm, else ``open_runner`` on --model;
-    wrapped in the left-right check with --lr-check.
+def runner_spec(config: RunConfig, echo: Callable[[str], None] = print):
+    """The ``RunnerSpec`` of the run: SGBM for --backend sgbm, --model when given, else the
+    built-in student on the best backend here (``builtin_spec``).
 
     Raises:
-        InputError: no --model for a network backend, options the backend cannot use.
+        InputError: --backend trt/onnx without --model.
     """
+    from toolkit.backends import RunnerSpec
     from toolkit.preprocess import parse_size
 
-    size = parse_size(config.size_text)
-    if config.backend == "sgbm":
-        if config.model or size:
-            raise InputError("--backend sgbm takes no --model or --size (it matches the frames as they come)")
-        from toolkit.backends.sgbm import SGBMRunner
-
-        return with_lr_check(SGBMRunner(max_disp=config.max_disp or 128), config.lr_check)
-    if not config.model:
+    if config.model is None and config.backend in (None, "torch"):
+        return builtin_spec(config, echo)
+    if config.backend != "sgbm" and not config.model:
         raise InputError("give --model (a TensorRT .engine, an .onnx or a .pth checkpoint), "
                          "or --backend sgbm to run without a network")
+    return RunnerSpec(model=config.model or "sgbm", backend=config.backend, device=config.device,
+                      precision=config.precision, cuda_graph=config.cuda_graph, size=parse_size(config.size_text),
+                      threads=config.threads, iters=config.iters, max_disp=config.max_disp, lr_check=config.lr_check)
+
+
+def builtin_spec(config: RunConfig, echo: Callable[[str], None]):
+    """No --model: the built-in student on the best backend here (TensorRT, else PyTorch on CUDA
+    in FP16 + CUDA graph, else ONNX Runtime on CUDA, else on the CPU), said in one line.
+
+    The ONNX (and engine) is made once under ``engines_dir`` at --size (default 480x640) and
+    reused; --backend torch keeps the checkpoint.
+
+    Raises:
+        DependencyError: --device asks for CUDA no backend can use here.
+    """
+    from toolkit import demo, paths
+    from toolkit.backends import check_spec
+    from toolkit.backends import choice as backend_choice
+    from toolkit.backends.choice import BackendChoice
+    from toolkit.preprocess import parse_size
+
+    if config.backend == "torch":
+        gpu = (config.device or "cpu") != "cpu"
+        choice = BackendChoice("torch", config.device or "cpu", "fp16" if gpu else None, gpu,
+                               f"--backend torch on {config.device or 'cpu'}")
+    else:
+        choice = backend_choice.choose_backend(config.device)
+    size = parse_size(config.size_text) or demo.DEMO_SIZE
+    echo(f"no --model: the built-in student on {choice.backend} ({choice.device}): {choice.reason}")
+    choice = BackendChoice(choice.backend, choice.device, config.precision or choice.precision,
+                           config.cuda_graph or choice.cuda_graph, choice.reason)
+    options = {"threads": config.threads, "iters": config.iters, "max_disp": config.max_disp,
+               "lr_check": config.lr_check}
+    check_spec(demo.choice_spec(choice, paths.BUILTIN_CHECKPOINT, size, **options))  # before any export
+    return demo.choice_spec(choice, paths.BUILTIN_CHECKPOINT, size, engines_dir=config.engines_dir, log=echo,
+                            **options)
+
+
+def build_runner(config: RunConfig, echo: Callable[[str], None] = print):
+    """The (inactive) runner of the run, from ``open_runner``: the device is checked before any model loads.
+
+    Raises:
+        InputError: no --model for --backend trt/onnx, options the backend cannot use.
+        DependencyError: --device asks for CUDA this machine cannot give.
+    """
     from toolkit.backends import open_runner
 
-    runner = open_runner(config.model, config.backend, size=size, max_disp=config.max_disp, threads=config.threads)
-    return with_lr_check(runner, config.lr_check)
+    return open_runner(runner_spec(config, echo))
 
 
 def wants_window(config: RunConfig) -> bool:
@@ -209,14 +253,15 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> loop.Summary:
     if plan is not None:
         source = bag.BagSource(plan, config.swap, config.slop)
     else:
-        source = sources.open_source(config.sources, config.swap, camera)
-    runner = build_runner(config)
+        source = sources.open_source(config.sources, config.swap, camera)  # checks paths, opens nothing
+    runner = build_runner(config, echo)
     headless = not wants_window(config)
     options = loop.StreamOptions(
         rectifier=rectifier, depth=depth, value_range=value_range, min_confidence=config.min_confidence,
         mask_invalid=config.mask_invalid, latest_frame_wins=config.latest_frame_wins, max_frames=config.max_frames,
         status_every_s=config.status_every if headless else None, on_status=echo)
-    fields = {"source": config.sources, "backend": runner.name, "model": config.model,
+    fields = {"source": config.sources, "backend": runner.name, "model": config.model, "device": runner.device,
+              "precision": runner.precision,
               "calibration": config.calibration, "view": "depth" if depth else "disparity"}
     if plan is not None:
         fields.update(left_topic=plan.left, right_topic=plan.right, camera_info=plan.info_topics)
