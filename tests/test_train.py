@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from toolkit import train
+from toolkit.data.training import synthetic_batches
 from toolkit.errors import InputError
 from toolkit.model import StudentConfig, build_student, load_student
 
@@ -29,8 +30,7 @@ def test_one_cycle_schedule_warms_up_then_anneals_to_zero():
 
 def test_a_few_steps_on_a_fixed_batch_lower_the_loss():
     torch.manual_seed(0)
-    config = train.TrainConfig(crop_hw=(64, 96), batch_size=1, scene_max_disp=16, model=TINY)
-    batch = next(train.synthetic_batches(config, np.random.default_rng(0)))
+    batch = next(synthetic_batches((64, 96), 1, 16, False, np.random.default_rng(0)))
     model = build_student(TINY, seed=0).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4)
     losses = []
