@@ -20,7 +20,8 @@ import click
               help="Texture synthetic scenes with scikit-image's bundled photographs (needs scikit-image).")
 @click.option("--init", type=click.Path(dir_okay=False), help="Checkpoint to fine-tune from.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/train_state.pt (an error if there is none).")
-@click.option("--val-every", default=200, show_default=True, type=int)
+@click.option("--val-every", default=200, show_default=True, type=int, help="Evaluate on held-out synthetic scenes every N steps.")
+@click.option("--val-pairs", default=8, show_default=True, type=int, help="Held-out synthetic scenes (at the crop size).")
 @click.option("--ckpt-every", default=100, show_default=True, type=int, help="Write OUT/last.pth and the training state every N steps.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--threads", type=int, help="PyTorch CPU threads.")
@@ -34,7 +35,7 @@ import click
 @click.option("--log-every", default=1, show_default=True, type=click.IntRange(1),
               help="Print the progress line every N steps.")
 def command(data, out_dir, steps, minutes, batch_size, crop_text, train_iters, lr, scene_max_disp, photo_textures, init,
-            resume, val_every, ckpt_every, seed, threads, device_text, precision, workers, fp16_weights, log_every):
+            resume, val_every, val_pairs, ckpt_every, seed, threads, device_text, precision, workers, fp16_weights, log_every):
     """Train or fine-tune the student on a CPU or a CUDA GPU.
 
     \b
@@ -49,7 +50,7 @@ def command(data, out_dir, steps, minutes, batch_size, crop_text, train_iters, l
     config = train.TrainConfig(data=data, out_dir=out_dir, steps=steps, minutes=minutes, batch_size=batch_size,
                                crop_hw=parse_size(crop_text, "--crop"), train_iters=train_iters, lr=lr,
                                scene_max_disp=scene_max_disp, photo_textures=photo_textures, init=init, seed=seed,
-                               val_every=val_every, ckpt_every=ckpt_every, threads=threads,
+                               val_every=val_every, val_pairs=val_pairs, ckpt_every=ckpt_every, threads=threads,
                                device=parse_device(device_text), precision=precision, workers=workers,
                                fp16_weights=fp16_weights)
 
