@@ -156,7 +156,13 @@ class BatchStream(torch.utils.data.IterableDataset):
 
 
 def worker_batches(stream: BatchStream, workers: int, pin_memory: bool) -> Iterator[Batch]:
-    """Batches from ``workers`` processes (started now, so they fork before CUDA is initialised)."""
+    """Batches from ``workers`` processes, started now.
+
+    The workers come from a fork server, not a fork of this process: a child forked after
+    OpenCV's or OpenMP's thread pools have run here can hang in them (seen with
+    cv2.setNumThreads), and one forked after CUDA started cannot use it.
+    """
     loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=workers, pin_memory=pin_memory,
-                                         prefetch_factor=4, persistent_workers=False)
+                                         prefetch_factor=4, persistent_workers=False,
+                                         multiprocessing_context="forkserver")
     return iter(loader)
