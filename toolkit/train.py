@@ -365,8 +365,11 @@ def _check_device(config: TrainConfig) -> None:
 
 
 def _save(model, config: TrainConfig, step: int, log: StepLog, path: Path) -> None:
+    amp = autocast_dtype(config)
     meta = provenance.record(kind="student-checkpoint", step=step, train=_config_dict(config),
-                             last_loss=log.loss, last_val=log.val, device=_device_name(config.device))
+                             last_loss=log.loss, last_val=log.val, device=_device_name(config.device),
+                             autocast=None if amp is None else str(amp).replace("torch.", ""),
+                             elapsed_s=round(log.seconds, 1))
     save_student(path, model, config.model, meta, half=config.fp16_weights)
 
 
