@@ -207,3 +207,16 @@ def test_mixed_precision_training_on_the_gpu(tmp_path, precision):
     config.steps = 4
     train.train(config, resume=True, on_log=logs.append)  # the scaler's state round-trips
     assert logs[-1].step == 4
+
+
+@pytest.mark.slow
+def test_an_error_in_a_data_worker_is_one_line(tmp_path):
+    data = write_instereo2k_tree(tmp_path / "data", n_train_parts=1, pairs_per_part=4, n_test=0, size=(64, 96))
+    small = write_instereo2k_tree(tmp_path / "small", n_train_parts=1, pairs_per_part=1, n_test=0, size=(32, 64))
+    for pair in ("000001", "000002", "000003"):  # the first pair, which is checked up front, keeps its size
+        for name in ("left.png", "right.png", "left_disp.png"):
+            (data / "train/part1" / pair / name).write_bytes((small / "train/part1/000000" / name).read_bytes())
+    result = invoke("--data", data, *TINY_ARGS, "--batch-size", 4, "--workers", 1, "--out", tmp_path / "out")
+    assert result.exit_code == 2, result.output
+    assert "smaller than the --crop 64x96" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output

@@ -15,7 +15,7 @@ import torch
 
 from toolkit.data import synthetic
 from toolkit.data.instereo2k import Instereo2K, Sample, load
-from toolkit.errors import InputError
+from toolkit.errors import InputError, StereoTrtError
 
 # make_scene seeds the held-out sets use (the training run's validation scenes from 10_000_000,
 # the model card's held-out scenes from 20_000_000): the training stream never draws them.
@@ -165,4 +165,17 @@ def worker_batches(stream: BatchStream, workers: int, pin_memory: bool) -> Itera
     loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=workers, pin_memory=pin_memory,
                                          prefetch_factor=4, persistent_workers=False,
                                          multiprocessing_context="forkserver")
-    return iter(loader)
+    return _one_line_errors(iter(loader))
+
+
+def _one_line_errors(batches: Iterator[Batch]) -> Iterator[Batch]:
+    """Re-raise our errors from a worker with their own one-line message.
+
+    DataLoader re-raises a worker's exception as the same type with the worker's whole
+    traceback as its message; the user needs only the last line, the original message.
+    """
+    try:
+        yield from batches
+    except StereoTrtError as exc:
+        last = str(exc).strip().splitlines()[-1]
+        raise type(exc)(last.split(f"{type(exc).__name__}: ", 1)[-1]) from None
