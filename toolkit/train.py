@@ -263,7 +263,6 @@ def train(config: TrainConfig, resume: bool = False, on_log: Callable[[StepLog],
     state = _load_state(state_path) if resume else None
     step, elapsed, rng = (0, 0.0, np.random.default_rng(config.seed)) if state is None else _restore_rng(state)
     started -= elapsed
-    batches = _batches(config, samples, rng, step)  # workers start loading while the model is built
     amp = autocast_dtype(config)
     model = _initial_model(config).to(config.device).train()
     optimiser = _Optimiser(model, config, amp)
@@ -275,22 +274,26 @@ def train(config: TrainConfig, resume: bool = False, on_log: Callable[[StepLog],
     last = out_dir / "last.pth"
     session = (time.perf_counter(), step)
     progress = training_progress(step, elapsed, config)
-    while progress < 1.0:
-        lr = one_cycle_lr(progress, config.lr)
-        batch = next(batches).to(config.device)
-        loss, metrics = _forward_loss(model, batch, config, amp)
-        optimiser.step(loss, lr)
-        step += 1
-        elapsed = time.perf_counter() - started
-        progress = training_progress(step, elapsed, config)
-        log = _step_log(step, float(loss.detach()), metrics["epe"], lr, elapsed, progress, session, config)
-        if step % config.val_every == 0 or progress >= 1.0:
-            log.val = evaluate(model, held_out, config.model.iters)
-        if step % config.ckpt_every == 0 or progress >= 1.0:
-            _save(model, config, step, log, last)
-            _save_state(state_path, step, elapsed, rng, model, optimiser)
-        if on_log is not None:
-            on_log(log)
+    batches = _batches(config, samples, rng, step)
+    try:
+        while progress < 1.0:
+            lr = one_cycle_lr(progress, config.lr)
+            batch = next(batches).to(config.device)
+            loss, metrics = _forward_loss(model, batch, config, amp)
+            optimiser.step(loss, lr)
+            step += 1
+            elapsed = time.perf_counter() - started
+            progress = training_progress(step, elapsed, config)
+            log = _step_log(step, float(loss.detach()), metrics["epe"], lr, elapsed, progress, session, config)
+            if step % config.val_every == 0 or progress >= 1.0:
+                log.val = evaluate(model, held_out, config.model.iters)
+            if step % config.ckpt_every == 0 or progress >= 1.0:
+                _save(model, config, step, log, last)
+                _save_state(state_path, step, elapsed, rng, model, optimiser)
+            if on_log is not None:
+                on_log(log)
+    finally:
+        batches.close()  # stops the data workers now, not whenever the iterator is collected
     return last
 
 
