@@ -33,7 +33,7 @@ def test_one_cycle_schedule_warms_up_then_anneals_to_zero():
 
 def test_a_few_steps_on_a_fixed_batch_lower_the_loss():
     torch.manual_seed(0)
-    batch = next(synthetic_batches((64, 96), 1, 16, False, np.random.default_rng(0)))
+    batch = next(synthetic_batches((64, 96), 1, 16, False, np.random.default_rng(0))).on("cpu")
     model = build_student(TINY, seed=0).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4)
     losses = []
@@ -220,3 +220,11 @@ def test_an_error_in_a_data_worker_is_one_line(tmp_path):
     assert result.exit_code == 2, result.output
     assert "smaller than the --crop 64x96" in result.output
     assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+def test_batches_carry_uint8_images_and_become_float_on_the_device():
+    batch = next(synthetic_batches((32, 64), 2, 16, False, np.random.default_rng(1)))
+    assert batch.left.dtype == torch.uint8 and batch.left.shape == (2, 3, 32, 64)
+    ready = batch.on("cpu")
+    assert ready.left.dtype == torch.float32 and torch.equal(ready.left, batch.left.float())
+    assert ready.disparity.dtype == torch.float32 and ready.valid.dtype == torch.bool

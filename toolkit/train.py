@@ -155,7 +155,7 @@ def evaluate(model: torch.nn.Module, batches: list[Batch], iters: int) -> dict:
     device = str(next(model.parameters()).device)
     errors = []
     for batch in batches:
-        batch = batch.to(device)
+        batch = batch.on(device)
         prediction = model(batch.left, batch.right, iters=iters)
         errors.append((prediction - batch.disparity).abs()[batch.valid].cpu().numpy())
     model.train(was_training)
@@ -278,7 +278,7 @@ def train(config: TrainConfig, resume: bool = False, on_log: Callable[[StepLog],
     try:
         while progress < 1.0:
             lr = one_cycle_lr(progress, config.lr)
-            batch = next(batches).to(config.device)
+            batch = next(batches).on(config.device)
             loss, metrics = _forward_loss(model, batch, config, amp)
             optimiser.step(loss, lr)
             step += 1

@@ -53,12 +53,14 @@ trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$OUT"
 
 if [ -z "$CANDIDATE" ]; then
+  # data workers hand batches over through shared memory: record how much there is
+  { nproc; df -h /dev/shm || true; } > "$OUT/train.log" 2>&1
   workers=()
   [ -n "$WORKERS" ] && workers=(--workers "$WORKERS")
   "${STEREO_TRT[@]}" train --data synthetic --photo-textures --init "$INIT" --device "$DEVICE" \
     --minutes "$TRAIN_MINUTES" --steps "$STEPS" --batch-size "$BATCH" --crop "$CROP" --train-iters "$TRAIN_ITERS" \
     --lr "$LR" --scene-max-disp "$SCENE_MAX_DISP" --ckpt-every "$CKPT_EVERY" --val-every "$VAL_EVERY" \
-    --seed "$SEED" --fp16-weights --log-every 50 "${workers[@]}" --out "$OUT/train" 2>&1 | tee "$OUT/train.log"
+    --seed "$SEED" --fp16-weights --log-every 50 "${workers[@]}" --out "$OUT/train" 2>&1 | tee -a "$OUT/train.log"
   # the fp32 optimiser state (~50 MB) is only for --resume; it would not come back from $OUT anyway
   rm -f "$OUT/train/train_state.pt"
   CANDIDATE="$OUT/train/last.pth"

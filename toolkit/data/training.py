@@ -26,7 +26,8 @@ class Batch(NamedTuple):
     """A training batch (a NamedTuple, so DataLoader can pass it between processes and pin it).
 
     Attributes:
-        left, right: (B, 3, H, W) float32 RGB 0..255.
+        left, right: (B, 3, H, W) uint8 RGB: images travel between processes and to the GPU
+            as a quarter of the bytes of float32; ``on`` makes them float.
         disparity: (B, 1, H, W) float32 in px.
         valid: (B, 1, H, W) bool.
     """
@@ -36,9 +37,11 @@ class Batch(NamedTuple):
     disparity: torch.Tensor
     valid: torch.Tensor
 
-    def to(self, device: str) -> "Batch":
+    def on(self, device: str) -> "Batch":
+        """The batch on ``device`` with float32 RGB 0..255 images, as the network takes them."""
         non_blocking = device != "cpu"
-        return Batch(*(t.to(device, non_blocking=non_blocking) for t in self))
+        left, right, disparity, valid = (t.to(device, non_blocking=non_blocking) for t in self)
+        return Batch(left.float(), right.float(), disparity, valid)
 
 
 def photometric_augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -118,7 +121,7 @@ def dataset_batches(samples: Sequence[Sample], crop_hw: tuple[int, int], batch_s
 def collate(items) -> Batch:
     """(left, right, disparity, valid) numpy tuples -> one Batch."""
     def images(index):
-        return torch.from_numpy(np.stack([it[index] for it in items]).transpose(0, 3, 1, 2).astype(np.float32))
+        return torch.from_numpy(np.ascontiguousarray(np.stack([it[index] for it in items]).transpose(0, 3, 1, 2)))
 
     disparity = torch.from_numpy(np.stack([it[2] for it in items]).astype(np.float32))[:, None]
     valid = torch.from_numpy(np.stack([it[3] for it in items]).astype(bool))[:, None]
@@ -163,7 +166,7 @@ def worker_batches(stream: BatchStream, workers: int, pin_memory: bool) -> Itera
     cv2.setNumThreads), and one forked after CUDA started cannot use it.
     """
     loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=workers, pin_memory=pin_memory,
-                                         prefetch_factor=4, persistent_workers=False,
+                                         persistent_workers=False,
                                          multiprocessing_context="forkserver")
     return _one_line_errors(iter(loader))
 
