@@ -1,8 +1,12 @@
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 
 from toolkit import train
+from toolkit.cli import main
+from toolkit.data.synthetic import write_instereo2k_tree
+from toolkit.data.training import BatchStream, synthetic_batches, training_seed
 from toolkit.errors import InputError
 from toolkit.model import StudentConfig, build_student, load_student
 
@@ -29,8 +33,7 @@ def test_one_cycle_schedule_warms_up_then_anneals_to_zero():
 
 def test_a_few_steps_on_a_fixed_batch_lower_the_loss():
     torch.manual_seed(0)
-    config = train.TrainConfig(crop_hw=(64, 96), batch_size=1, scene_max_disp=16, model=TINY)
-    batch = next(train.synthetic_batches(config, np.random.default_rng(0)))
+    batch = next(synthetic_batches((64, 96), 1, 16, False, np.random.default_rng(0))).on("cpu")
     model = build_student(TINY, seed=0).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4)
     losses = []
@@ -63,3 +66,165 @@ def test_bad_options_are_refused_before_any_work(tmp_path):
         train.train(train.TrainConfig(out_dir=str(tmp_path), crop_hw=(60, 96)))
     with pytest.raises(InputError, match="--data"):
         train.train(train.TrainConfig(out_dir=str(tmp_path), data=str(tmp_path / "missing")))
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, ["train", *map(str, args)])
+
+
+# what keeps a CLI training run small: two steps of one 64x96 pair, two iterations, one held-out scene
+TINY_ARGS = ["--steps", 2, "--crop", "64x96", "--batch-size", 1, "--train-iters", 2, "--val-pairs", 1,
+             "--scene-max-disp", 16]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--lr", "-1"], "--lr -1.0: expected a positive learning rate"),
+    (["--lr", "0"], "--lr 0.0: expected a positive learning rate"),
+    (["--minutes", "-1"], "--minutes -1.0: expected a positive time budget"),
+    (["--crop", "10x10"], "--crop 10x10"),
+    (["--crop", "big"], "--crop 'big': expected HxW"),
+    (["--train-iters", "17"], "--train-iters 17: expected 1 to 16"),
+    (["--ckpt-every", "0"], "--ckpt-every 0: expected an integer of at least 1"),
+    (["--workers", "-1"], "--workers -1: expected an integer of at least 0"),
+    (["--batch-size", "0"], "--batch-size 0"),
+    (["--device", "gpu"], "--device 'gpu': expected cpu, cuda or cuda:N"),
+    (["--precision", "bf16"], "--precision bf16: mixed precision is for --device cuda"),
+    (["--resume"], "--resume: {out}/train_state.pt does not exist"),
+    (["--out", "{file}/run"], "is a file, not a folder"),
+    (["--out", "{file}"], "is a file; expected a folder"),
+    (["--data", "{file}"], "--data {file}: expected 'synthetic' or an InStereo2K-layout folder"),
+    (["--data", "{empty}"], "no InStereo2K pairs found"),
+    (["--init", "{out}/missing.pth"], "--init {out}/missing.pth: no such checkpoint"),
+])
+def test_bad_options_exit_2_with_one_line_and_write_nothing(tmp_path, args, message):
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "empty").mkdir()
+    paths = {"out": tmp_path / "out", "file": tmp_path / "file", "empty": tmp_path / "empty"}
+    filled = [a.format(**paths) for a in args]
+    result = invoke("--out", tmp_path / "out", *filled)
+    assert result.exit_code == 2, result.output
+    assert message.format(**paths) in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_device_cuda_without_a_gpu_is_one_line(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    result = invoke("--device", "cuda", "--out", tmp_path / "out")
+    assert result.exit_code == 2 and "--device cuda:" in result.output and "doctor" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_out_may_not_be_the_data_folder(tmp_path):
+    data = write_instereo2k_tree(tmp_path / "data", n_train_parts=1, pairs_per_part=1, n_test=0, size=(64, 96))
+    result = invoke("--data", data, "--out", data)
+    assert result.exit_code == 2 and "is one of this command's inputs" in result.output
+
+
+def test_a_crop_larger_than_the_images_is_refused_before_training(tmp_path):
+    data = write_instereo2k_tree(tmp_path / "data", n_train_parts=1, pairs_per_part=1, n_test=0, size=(64, 96))
+    result = invoke("--data", data, "--crop", "96x128", "--out", tmp_path / "out")
+    assert result.exit_code == 2 and "smaller than the --crop 96x128" in result.output
+
+
+def test_autocast_and_worker_defaults_keep_the_cpu_path_unchanged():
+    config = train.TrainConfig()
+    assert train.autocast_dtype(config) is None and train.data_workers(config) == 0
+    assert train.data_workers(train.TrainConfig(workers=3)) == 3
+    assert train.autocast_dtype(train.TrainConfig(precision="fp32", device="cuda")) is None
+
+
+@pytest.mark.slow
+def test_workers_fp16_weights_and_progress_line_on_a_labelled_folder(tmp_path):
+    data = write_instereo2k_tree(tmp_path / "data", n_train_parts=1, pairs_per_part=2, n_test=0, size=(64, 96),
+                                 max_disp=16)
+    result = invoke("--data", data, *TINY_ARGS, "--workers", 1, "--fp16-weights", "--log-every", 2,
+                    "--out", tmp_path / "out", "--threads", 1)
+    assert result.exit_code == 0, result.output
+    progress = [line for line in result.output.splitlines() if line.startswith("step 2/2")]
+    assert len(progress) == 1 and "steps/s" in progress[0] and "pairs/s" in progress[0] and "ETA" in progress[0]
+    assert not any(line.startswith("step 1/2") for line in result.output.splitlines())  # --log-every 2
+    stored = torch.load(tmp_path / "out/last.pth", map_location="cpu", weights_only=False)
+    floats = [v for v in stored["state_dict"].values() if v.is_floating_point()]
+    assert floats and all(v.dtype == torch.float16 for v in floats)
+    model, _, info = load_student(tmp_path / "out/last.pth")
+    assert info["meta"]["train"]["workers"] == 1 and info["meta"]["device"] == "cpu"
+    assert next(model.parameters()).dtype == torch.float32
+
+
+@pytest.mark.slow
+def test_synthetic_scenes_from_worker_processes(tmp_path):
+    logs = []
+    config = train.TrainConfig(out_dir=str(tmp_path), steps=2, crop_hw=(64, 96), batch_size=1, train_iters=1,
+                               scene_max_disp=16, val_every=2, val_pairs=1, workers=2, threads=1, model=TINY)
+    train.train(config, on_log=logs.append)
+    assert [log.step for log in logs] == [1, 2] and all(np.isfinite(log.loss) for log in logs)
+
+
+@pytest.mark.slow
+def test_the_time_budget_counts_start_up(tmp_path):
+    # a budget shorter than building the model and the held-out set: the first step already ends the run
+    config = train.TrainConfig(out_dir=str(tmp_path), steps=1000, minutes=1e-4, crop_hw=(64, 96), batch_size=1,
+                               train_iters=1, scene_max_disp=16, val_pairs=1, threads=1, model=TINY)
+    logs = []
+    train.train(config, on_log=logs.append)
+    assert [log.step for log in logs] == [1] and logs[0].val is not None and logs[0].eta_s == 0.0
+
+
+def test_worker_streams_differ_per_worker_and_per_start_step():
+    def first_left(worker_id, first_step):
+        stream = BatchStream("synthetic", (32, 64), 1, 16, False, seed=0, first_step=first_step)
+        rng_seed = [stream.seed, stream.first_step, worker_id]
+        return next(synthetic_batches((32, 64), 1, 16, False, np.random.default_rng(rng_seed))).left
+
+    assert not torch.equal(first_left(0, 0), first_left(1, 0))
+    assert not torch.equal(first_left(0, 0), first_left(0, 5))
+
+
+def test_training_stream_never_draws_held_out_seeds():
+    class Draws:
+        def __init__(self, values):
+            self.values = iter(values)
+
+        def integers(self, high):
+            return next(self.values)
+
+    assert training_seed(Draws([10_000_003, 20_000_000, 7])) == 7
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_training_on_the_gpu(tmp_path, precision):
+    config = train.TrainConfig(out_dir=str(tmp_path), steps=3, crop_hw=(64, 96), batch_size=2, train_iters=2,
+                               scene_max_disp=16, val_every=3, val_pairs=1, workers=2, device="cuda",
+                               precision=precision, model=TINY)
+    logs = []
+    last = train.train(config, on_log=logs.append)
+    assert all(np.isfinite(log.loss) for log in logs) and logs[-1].val is not None
+    _, _, info = load_student(last)
+    assert info["meta"]["train"]["precision"] == precision
+    config.steps = 4
+    train.train(config, resume=True, on_log=logs.append)  # the scaler's state round-trips
+    assert logs[-1].step == 4
+
+
+@pytest.mark.slow
+def test_an_error_in_a_data_worker_is_one_line(tmp_path):
+    data = write_instereo2k_tree(tmp_path / "data", n_train_parts=1, pairs_per_part=4, n_test=0, size=(64, 96))
+    small = write_instereo2k_tree(tmp_path / "small", n_train_parts=1, pairs_per_part=1, n_test=0, size=(32, 64))
+    for pair in ("000001", "000002", "000003"):  # the first pair, which is checked up front, keeps its size
+        for name in ("left.png", "right.png", "left_disp.png"):
+            (data / "train/part1" / pair / name).write_bytes((small / "train/part1/000000" / name).read_bytes())
+    result = invoke("--data", data, *TINY_ARGS, "--batch-size", 4, "--workers", 1, "--out", tmp_path / "out")
+    assert result.exit_code == 2, result.output
+    assert "smaller than the --crop 64x96" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+def test_batches_carry_uint8_images_and_become_float_on_the_device():
+    batch = next(synthetic_batches((32, 64), 2, 16, False, np.random.default_rng(1)))
+    assert batch.left.dtype == torch.uint8 and batch.left.shape == (2, 3, 32, 64)
+    ready = batch.on("cpu")
+    assert ready.left.dtype == torch.float32 and torch.equal(ready.left, batch.left.float())
+    assert ready.disparity.dtype == torch.float32 and ready.valid.dtype == torch.bool

@@ -57,8 +57,11 @@ def round_up(value: int, multiple: int = PAD_MULTIPLE) -> int:
     return -(-value // multiple) * multiple
 
 
-def parse_size(text: str | None) -> tuple[int, int] | None:
+def parse_size(text: str | None, option: str = "--size") -> tuple[int, int] | None:
     """Parse ``"HxW"`` into a network size, checking both are positive multiples of 32.
+
+    Args:
+        text: the option's text; option: its name, for the message.
 
     Raises:
         InputError: when the text is malformed or not a multiple of 32.
@@ -68,8 +71,8 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
     try:
         h, w = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise InputError(f"--size {text!r}: expected HxW, for example 480x640") from None
-    check_network_size((h, w), f"--size {text}")
+        raise InputError(f"{option} {text!r}: expected HxW, for example 480x640") from None
+    check_network_size((h, w), f"{option} {text}")
     return h, w
 
 

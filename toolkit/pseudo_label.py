@@ -29,11 +29,14 @@ from toolkit.backends.base import Runner
 from toolkit.data import io
 from toolkit.data.pairs import StereoPair
 from toolkit.errors import InputError
+from toolkit.outputs import check_output_dir
 
 MANIFEST_NAME = "pseudo_labels.json"
 LABEL_ENCODING = "uint16 PNG, disparity x 100, 0 = invalid (InStereo2K)"
 MASK_ENCODING = "uint8 PNG, 255 = valid, 0 = invalid"
 CHECKPOINT_SUFFIXES = (".pth", ".pt")
+# files an output folder must not already hold unless --overwrite: labels, ground truth, a manifest
+DISPARITY_SUFFIXES = (".png", ".pfm")
 
 
 @dataclass
@@ -108,6 +111,50 @@ def _is_within(path: Path, folder: Path) -> bool:
     return True
 
 
+def check_label_output(out_dir: str | os.PathLike, root: str | os.PathLike, folders: Sequence = (),
+                       overwrite: bool = False) -> Path:
+    """Refuse an output folder that would write into the labels' input, before any teacher runs.
+
+    Args:
+        out_dir: the output root (``--out``).
+        root: the input tree the output mirrors (``pairs_root`` or the folder named).
+        folders: input folders named on the command line; the output may not be inside one.
+        overwrite: allow an output folder that already holds disparity files.
+
+    Returns:
+        ``out_dir`` as a Path.
+
+    Raises:
+        InputError: the output is a file or cannot be written, is the input tree or inside
+            an input folder, or already holds disparity files (without ``overwrite``).
+    """
+    out_dir = check_output_dir(out_dir, "--out")
+    out = out_dir.resolve()
+    # the mirrored tree's own root: labels would land beside the input images (an InStereo2K
+    # pair's left_disp.png is its ground truth); a folder the user named: nothing may go inside it
+    inside = [Path(root).resolve()] if out == Path(root).resolve() else []
+    inside += [Path(f).resolve() for f in folders if _is_within(out, Path(f).resolve())]
+    if inside:
+        raise InputError(f"--out {out_dir}: is the input folder {inside[0]} or inside it; "
+                         "expected a folder outside the input (labels never go into their input)")
+    if not overwrite:
+        existing = _first_disparity_file(out)
+        if existing is not None:
+            raise InputError(f"--out {out_dir}: already holds disparity files ({existing}); "
+                             "expected a new or empty folder, or --overwrite to replace them")
+    return out_dir
+
+
+def _first_disparity_file(folder: Path) -> Path | None:
+    """A disparity map or label manifest under ``folder``, or None (also when it does not exist)."""
+    if not folder.is_dir():
+        return None
+    for path in folder.rglob("*"):
+        if path.name == MANIFEST_NAME or ("disp" in path.name.lower() and path.suffix.lower() in DISPARITY_SUFFIXES):
+            return path
+    return None
+
+
 def label_paths(pair: StereoPair, root: Path, out_dir: Path) -> tuple[Path, Path]:
     """Where one pair's label and mask go: the left image's place in ``root``, mirrored under ``out_dir``."""
     folder = out_dir / pair.left.parent.resolve().relative_to(root)
@@ -128,8 +175,10 @@ def label_pair(runner: Runner, pair: StereoPair, root: Path, out_dir: Path, with
     prediction = runner.infer(left, right)
     valid = trusted_pixels(prediction.disparity, prediction.confidence)
     label_path, mask_path = label_paths(pair, root, out_dir)
-    io.write_disparity_png(label_path, np.where(valid, prediction.disparity, 0), io.INSTEREO2K_SCALE)
+    # each file through a temporary name; the mask first, so an interrupted run never leaves a
+    # label without its mask
     io.write_image(mask_path, valid.astype(np.uint8) * 255)
+    io.write_disparity_png(label_path, np.where(valid, prediction.disparity, 0), io.INSTEREO2K_SCALE)
     if with_images:
         for image in (pair.left, pair.right):
             _place_image(image, out_dir / image.resolve().relative_to(root))
@@ -157,7 +206,7 @@ def _pair_record(pair: StereoPair, label: Label, out_dir: Path) -> dict:
 
 def pseudo_label(runner: Runner, pairs: Sequence[StereoPair], out_dir: str | os.PathLike, teacher: dict,
                  root: str | os.PathLike | None = None, with_images: bool = False,
-                 on_pair: Callable[[int, Label], None] | None = None) -> Path:
+                 on_pair: Callable[[int, Label], None] | None = None, overwrite: bool = False) -> Path:
     """Label every pair with an active teacher runner and write the manifest last.
 
     Args:
@@ -170,19 +219,19 @@ def pseudo_label(runner: Runner, pairs: Sequence[StereoPair], out_dir: str | os.
         with_images: also link the left/right images into the output tree, each at its
             own place in ``root`` mirrored.
         on_pair: callback(index, Label) after each pair, for progress.
+        overwrite: allow an output folder that already holds disparity files.
 
     Returns:
         The manifest path (``<out_dir>/pseudo_labels.json``).
 
     Raises:
-        InputError: no pairs, an output folder that is a file, or a pair outside ``root``.
+        InputError: no pairs, a pair outside ``root``, or an output ``check_label_output`` refuses.
     """
     if not pairs:
         raise InputError("no stereo pairs to label; expected at least one pair")
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"--out {out_dir}: is a file; expected a folder for the labels")
+    folders = () if root is None else (root,)
     root = pairs_root(pairs) if root is None else Path(root).resolve()
+    out_dir = check_label_output(out_dir, root, folders, overwrite)
     outside = [image for p in pairs for image in (p.left, p.right) if not _is_within(image.resolve(), root)]
     if outside:
         raise InputError(f"{outside[0]}: outside the input tree {root} that the labels mirror")

@@ -1,16 +1,20 @@
-"""Training and fine-tuning the student on a CPU (or a GPU when there is one).
+"""Training and fine-tuning the student on a CPU or a CUDA GPU.
 
 Data: synthetic scenes generated on the fly, or an InStereo2K-layout folder whose
-``left_disp.png`` is ground truth or a teacher's pseudo-labels (``stereo-trt pseudo-label``).
+``left_disp.png`` is ground truth or a teacher's pseudo-labels (``stereo-trt pseudo-label``),
+batched in the training process or in worker processes (``toolkit.data.training``).
 Loss: the RT-IGEV sequence loss (smooth-L1 on the initial disparity plus exponentially
 weighted L1 over the GRU iterations). Optimiser: AdamW with a one-cycle schedule.
-Checkpoints are written in the toolkit's format (config travels with the weights) and a
-training state beside them allows ``--resume``.
+On a GPU the forward pass runs under bf16 autocast where the GPU supports it, else fp16
+autocast with a gradient scaler. Checkpoints are written in the toolkit's format (config
+travels with the weights) and a training state beside them allows ``--resume``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,10 +26,18 @@ import torch.nn.functional as F
 
 from toolkit import provenance
 from toolkit.data import synthetic
-from toolkit.errors import InputError
+from toolkit.data.training import (Batch, BatchStream, collate, dataset_batches, labelled_samples,
+                                   synthetic_batches, worker_batches)
+from toolkit.device import is_cuda, require_torch_device
+from toolkit.errors import DependencyError, InputError
 from toolkit.model import StudentConfig, build_student, load_student, save_student
+from toolkit.outputs import check_output_dir
 
 STATE_NAME = "train_state.pt"
+MAX_TRAIN_ITERS = 16
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# DataLoader workers on a GPU when --workers is not given: one core stays with the training loop
+MAX_DEFAULT_WORKERS = 16
 
 
 @dataclass
@@ -36,11 +48,12 @@ class TrainConfig:
         data: "synthetic", or the root of an InStereo2K-layout folder (ground truth or pseudo-labels).
         out_dir: where checkpoints, the training state and the log go.
         steps: optimiser steps in total (the one-cycle schedule spans them).
-        minutes: optional wall-clock budget; the schedule then spans whichever of steps and
-            minutes runs out first, so a CPU run ends on time with a fully annealed rate.
+        minutes: optional wall-clock budget, counted from the start of ``train`` (model and
+            data start-up included); the schedule then spans whichever of steps and minutes
+            runs out first, so a run ends on time with a fully annealed rate.
         batch_size: pairs per step.
         crop_hw: training crop (multiples of 32).
-        train_iters: GRU iterations while training (inference uses the model config's).
+        train_iters: GRU iterations while training (1..16; inference uses the model config's).
         scene_max_disp: largest disparity of synthetic scenes, px.
         photo_textures: texture synthetic scenes with scikit-image's bundled photographs.
         init: checkpoint to fine-tune from (None: seeded random init).
@@ -48,6 +61,13 @@ class TrainConfig:
         val_every, val_pairs: held-out evaluation cadence and size.
         ckpt_every: checkpoint cadence in steps.
         threads: torch CPU threads (None: torch's default).
+        device: "cpu", "cuda" or "cuda:N" (``toolkit.device.parse_device``).
+        precision: "auto" (bf16 autocast on a GPU that supports it, else fp16 autocast with a
+            gradient scaler; fp32 on a CPU), or "fp32", "bf16", "fp16" (the last two on a GPU).
+        workers: data worker processes; 0 batches in the training process; None: 0 on a CPU
+            (the training step already uses every core), one fewer than the cores on a GPU.
+        fp16_weights: store checkpoints' weights in fp16 (half the size, as the built-in
+            weights; loaded back as fp32). The training state for ``--resume`` stays fp32.
     """
 
     data: str = "synthetic"
@@ -68,24 +88,35 @@ class TrainConfig:
     val_pairs: int = 8
     ckpt_every: int = 100
     threads: int | None = None
+    device: str = "cpu"
+    precision: str = "auto"
+    workers: int | None = None
+    fp16_weights: bool = False
     model: StudentConfig = field(default_factory=StudentConfig)
 
 
 @dataclass
-class Batch:
-    left: torch.Tensor  # (B, 3, H, W) RGB 0..255
-    right: torch.Tensor
-    disparity: torch.Tensor  # (B, 1, H, W)
-    valid: torch.Tensor  # (B, 1, H, W) bool
-
-
-@dataclass
 class StepLog:
+    """One step's record.
+
+    Attributes:
+        step: steps done (a resumed run counts on from its state).
+        loss, epe: this step's training loss and EPE (px) on its batch.
+        lr: the learning rate used.
+        seconds: wall time since the run started (a resumed run adds its earlier time).
+        steps_per_s, pairs_per_s: throughput of this session so far.
+        eta_s: seconds until the steps or the time budget run out.
+        val: held-out metrics when this step evaluated.
+    """
+
     step: int
     loss: float
     epe: float
     lr: float
     seconds: float
+    steps_per_s: float = 0.0
+    pairs_per_s: float = 0.0
+    eta_s: float = 0.0
     val: dict | None = None
 
 
@@ -109,77 +140,24 @@ def sequence_loss(init_disp: torch.Tensor, iter_disps: list[torch.Tensor], targe
     return loss, {"epe": epe}
 
 
-def photometric_augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Random brightness, contrast, gamma and colour balance, the same kind of change a camera makes."""
-    x = image.astype(np.float32) / 255.0
-    x = x ** rng.uniform(0.8, 1.25)
-    x = (x - 0.5) * rng.uniform(0.8, 1.2) + 0.5 + rng.uniform(-0.08, 0.08)
-    x = x * rng.uniform(0.9, 1.1, size=3)
-    return (np.clip(x, 0, 1) * 255.0).astype(np.uint8)
-
-
-def synthetic_batches(config: TrainConfig, rng: np.random.Generator) -> Iterator[Batch]:
-    """Endless batches of freshly generated synthetic scenes at the crop size."""
-    h, w = config.crop_hw
-    photos = None
-    if config.photo_textures:
-        from toolkit.data.photos import bundled_photos
-
-        photos = bundled_photos()
-    while True:
-        scenes = [synthetic.make_scene(int(rng.integers(1 << 31)), h, w, config.scene_max_disp, photos=photos)
-                  for _ in range(config.batch_size)]
-        yield _collate([(s.left, s.right, s.disparity, s.valid) for s in scenes])
-
-
-def dataset_batches(config: TrainConfig, rng: np.random.Generator) -> Iterator[Batch]:
-    """Endless batches of random crops from an InStereo2K-layout folder, with photometric augmentation."""
-    from toolkit.data.instereo2k import Instereo2K
-
-    dataset = Instereo2K(config.data, split="train")
-    samples = [s for s in dataset.samples if s.disp_path is not None]
-    if not samples:
-        raise InputError(f"{config.data}: no pairs with left_disp.png to train on")
-    h, w = config.crop_hw
-    while True:
-        items = []
-        for index in rng.integers(len(samples), size=config.batch_size):
-            left, right, disparity, valid = dataset.load(samples[int(index)])
-            if left.shape[0] < h or left.shape[1] < w:
-                raise InputError(f"{samples[int(index)].left_path}: smaller than the {h}x{w} training crop")
-            y = int(rng.integers(left.shape[0] - h + 1))
-            x = int(rng.integers(left.shape[1] - w + 1))
-            window = (slice(y, y + h), slice(x, x + w))
-            items.append((photometric_augment(left[window], rng), photometric_augment(right[window], rng),
-                          disparity[window], valid[window]))
-        yield _collate(items)
-
-
-def _collate(items) -> Batch:
-    def images(index):
-        return torch.from_numpy(np.stack([it[index] for it in items]).transpose(0, 3, 1, 2).astype(np.float32))
-
-    disparity = torch.from_numpy(np.stack([it[2] for it in items]).astype(np.float32))[:, None]
-    valid = torch.from_numpy(np.stack([it[3] for it in items]).astype(bool))[:, None]
-    return Batch(images(0), images(1), disparity, valid)
-
-
 def validation_set(config: TrainConfig) -> list[Batch]:
-    """A fixed held-out set of synthetic scenes (seeds far from the training stream)."""
+    """A fixed held-out set of synthetic scenes (seeds the training stream never draws)."""
     h, w = config.crop_hw
     scenes = [synthetic.make_scene(10_000_000 + i, h, w, config.scene_max_disp) for i in range(config.val_pairs)]
-    return [_collate([(s.left, s.right, s.disparity, s.valid)]) for s in scenes]
+    return [collate([(s.left, s.right, s.disparity, s.valid)]) for s in scenes]
 
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, batches: list[Batch], iters: int) -> dict:
-    """EPE and bad-2 (share of valid pixels off by more than 2 px) over held-out batches."""
+    """EPE and bad-2 (share of valid pixels off by more than 2 px) over held-out batches, in fp32."""
     was_training = model.training
     model.eval()
+    device = str(next(model.parameters()).device)
     errors = []
     for batch in batches:
+        batch = batch.on(device)
         prediction = model(batch.left, batch.right, iters=iters)
-        errors.append((prediction - batch.disparity).abs()[batch.valid].numpy())
+        errors.append((prediction - batch.disparity).abs()[batch.valid].cpu().numpy())
     model.train(was_training)
     errors = np.concatenate(errors)
     return {"epe": float(errors.mean()), "bad2": float((errors > 2.0).mean())}
@@ -192,55 +170,140 @@ def _initial_model(config: TrainConfig) -> torch.nn.Module:
     return model
 
 
+def autocast_dtype(config: TrainConfig) -> torch.dtype | None:
+    """The autocast dtype a run uses, or None for plain fp32 (see ``TrainConfig.precision``)."""
+    precision = config.precision
+    if precision == "auto":
+        if not is_cuda(config.device):
+            return None
+        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def data_workers(config: TrainConfig) -> int:
+    """Worker processes for the batches (see ``TrainConfig.workers``)."""
+    if config.workers is not None:
+        return config.workers
+    if not is_cuda(config.device):
+        return 0
+    return max(1, min(MAX_DEFAULT_WORKERS, (os.cpu_count() or 2) - 1))
+
+
+def _batches(config: TrainConfig, samples, rng: np.random.Generator, first_step: int) -> Iterator[Batch]:
+    """The run's batch stream: in this process with ``rng`` (0 workers), else in worker processes."""
+    workers = data_workers(config)
+    if workers == 0:
+        if samples is None:
+            return synthetic_batches(config.crop_hw, config.batch_size, config.scene_max_disp, config.photo_textures,
+                                     rng)
+        return dataset_batches(samples, config.crop_hw, config.batch_size, rng)
+    stream = BatchStream("synthetic" if samples is None else samples, config.crop_hw, config.batch_size,
+                         config.scene_max_disp, config.photo_textures, config.seed, first_step)
+    return worker_batches(stream, workers, pin_memory=is_cuda(config.device))
+
+
+class _Optimiser:
+    """AdamW with gradient clipping, and the gradient scaler fp16 autocast needs (a no-op otherwise)."""
+
+    def __init__(self, model: torch.nn.Module, config: TrainConfig, amp: torch.dtype | None) -> None:
+        self.params = list(model.parameters())
+        self.adamw = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=config.weight_decay, eps=1e-8)
+        self.scaler = torch.amp.GradScaler("cuda" if is_cuda(config.device) else "cpu",
+                                           enabled=amp == torch.float16)
+
+    def step(self, loss: torch.Tensor, lr: float) -> None:
+        for group in self.adamw.param_groups:
+            group["lr"] = lr
+        self.adamw.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.adamw)
+        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        self.scaler.step(self.adamw)
+        self.scaler.update()
+
+    def state_dict(self) -> dict:
+        return {"optimizer": self.adamw.state_dict(), "scaler": self.scaler.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.adamw.load_state_dict(state["optimizer"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+
+
+def _forward_loss(model, batch: Batch, config: TrainConfig, amp: torch.dtype | None) -> tuple[torch.Tensor, dict]:
+    device_type = "cuda" if is_cuda(config.device) else "cpu"
+    with torch.autocast(device_type, dtype=amp or torch.float32, enabled=amp is not None):
+        init_disp, iter_disps = model(batch.left, batch.right, iters=config.train_iters)
+    # the loss in fp32: small per-pixel errors vanish in bf16
+    return sequence_loss(init_disp.float(), [d.float() for d in iter_disps], batch.disparity, batch.valid,
+                         config.loss_gamma, config.model.max_disp)
+
+
 def train(config: TrainConfig, resume: bool = False, on_log: Callable[[StepLog], None] | None = None) -> Path:
     """Train the student; returns the path of the last checkpoint.
 
     Args:
-        config: the run's configuration (validated before any work starts).
-        resume: continue from ``out_dir/train_state.pt`` when it exists.
-        on_log: called with a StepLog every few steps and after each validation.
+        config: the run's configuration (validated, with the output folder, the data and
+            the device, before any slow work starts).
+        resume: continue from ``out_dir/train_state.pt`` (which must exist).
+        on_log: called with a StepLog after every step (``val`` set after each validation).
+
+    Raises:
+        InputError: a bad option, data folder or output folder, or --resume without a state.
+        DependencyError: the device cannot run here.
     """
-    _validate(config)
+    started = time.perf_counter()
+    _validate(config, resume)
+    samples = None if config.data == "synthetic" else labelled_samples(config.data, config.crop_hw)
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     out_dir = Path(config.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model = _initial_model(config).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, eps=1e-8)
-    step, elapsed, rng = 0, 0.0, np.random.default_rng(config.seed)
     state_path = out_dir / STATE_NAME
-    if resume and state_path.is_file():
-        step, elapsed, rng = _load_state(state_path, model, optimizer)
-    batches = synthetic_batches(config, rng) if config.data == "synthetic" else dataset_batches(config, rng)
+    state = _load_state(state_path) if resume else None
+    step, elapsed, rng = (0, 0.0, np.random.default_rng(config.seed)) if state is None else _restore_rng(state)
+    started -= elapsed
+    amp = autocast_dtype(config)
+    model = _initial_model(config).to(config.device).train()
+    optimiser = _Optimiser(model, config, amp)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state)
     held_out = validation_set(config)
+    out_dir.mkdir(parents=True, exist_ok=True)
     last = out_dir / "last.pth"
-    started = time.perf_counter() - elapsed
-    progress = 0.0
-    while progress < 1.0:
-        lr = one_cycle_lr(progress, config.lr)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        batch = next(batches)
-        init_disp, iter_disps = model(batch.left, batch.right, iters=config.train_iters)
-        loss, metrics = sequence_loss(init_disp, iter_disps, batch.disparity, batch.valid,
-                                      config.loss_gamma, config.model.max_disp)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        step += 1
-        elapsed = time.perf_counter() - started
-        progress = training_progress(step, elapsed, config)
-        log = StepLog(step, float(loss.detach()), metrics["epe"], lr, elapsed)
-        if step % config.val_every == 0 or progress >= 1.0:
-            log.val = evaluate(model, held_out, config.model.iters)
-        if step % config.ckpt_every == 0 or progress >= 1.0:
-            _save(model, config, step, log, last)
-            _save_state(state_path, step, elapsed, rng, model, optimizer)
-        if on_log is not None:
-            on_log(log)
+    session = (time.perf_counter(), step)
+    progress = training_progress(step, elapsed, config)
+    batches = _batches(config, samples, rng, step)
+    try:
+        while progress < 1.0:
+            lr = one_cycle_lr(progress, config.lr)
+            batch = next(batches).on(config.device)
+            loss, metrics = _forward_loss(model, batch, config, amp)
+            optimiser.step(loss, lr)
+            step += 1
+            elapsed = time.perf_counter() - started
+            progress = training_progress(step, elapsed, config)
+            log = _step_log(step, float(loss.detach()), metrics["epe"], lr, elapsed, progress, session, config)
+            if step % config.val_every == 0 or progress >= 1.0:
+                log.val = evaluate(model, held_out, config.model.iters)
+            if step % config.ckpt_every == 0 or progress >= 1.0:
+                _save(model, config, step, log, last)
+                _save_state(state_path, step, elapsed, rng, model, optimiser)
+            if on_log is not None:
+                on_log(log)
+    finally:
+        batches.close()  # stops the data workers now, not whenever the iterator is collected
     return last
+
+
+def _step_log(step: int, loss: float, epe: float, lr: float, elapsed: float, progress: float,
+              session: tuple[float, int], config: TrainConfig) -> StepLog:
+    """A StepLog with this session's throughput and the time left (from the share of the run done)."""
+    session_s = max(time.perf_counter() - session[0], 1e-9)
+    steps_per_s = (step - session[1]) / session_s
+    eta = elapsed * (1.0 - progress) / progress if progress > 0 else math.inf
+    return StepLog(step, loss, epe, lr, elapsed, steps_per_s, steps_per_s * config.batch_size, eta)
 
 
 def one_cycle_lr(progress: float, max_lr: float, warmup: float = 0.05) -> float:
@@ -258,22 +321,63 @@ def training_progress(step: int, elapsed_s: float, config: TrainConfig) -> float
     return min(progress, 1.0)
 
 
-def _validate(config: TrainConfig) -> None:
+def _validate(config: TrainConfig, resume: bool) -> None:
+    """Every option, the output folder, the inputs and the device, before any slow work."""
     h, w = config.crop_hw
-    if h % 32 or w % 32:
-        raise InputError(f"--crop {h}x{w}: both sides must be multiples of 32")
-    if config.steps < 1 or config.batch_size < 1 or config.train_iters < 1:
-        raise InputError("--steps, --batch-size and --train-iters must be at least 1")
+    if h <= 0 or w <= 0 or h % 32 or w % 32:
+        raise InputError(f"--crop {h}x{w}: both sides must be positive multiples of 32")
+    _check_counts(config)
+    if not (math.isfinite(config.lr) and config.lr > 0):
+        raise InputError(f"--lr {config.lr}: expected a positive learning rate, e.g. 2e-4")
+    if config.minutes is not None and not (math.isfinite(config.minutes) and config.minutes > 0):
+        raise InputError(f"--minutes {config.minutes}: expected a positive time budget in minutes")
     if config.data != "synthetic" and not Path(config.data).is_dir():
         raise InputError(f"--data {config.data}: expected 'synthetic' or an InStereo2K-layout folder")
     if config.init is not None and not Path(config.init).is_file():
         raise InputError(f"--init {config.init}: no such checkpoint")
+    inputs = [config.init] + ([] if config.data == "synthetic" else [config.data])
+    check_output_dir(config.out_dir, "--out", inputs=inputs)
+    state_path = Path(config.out_dir) / STATE_NAME
+    if resume and not state_path.is_file():
+        raise InputError(f"--resume: {state_path} does not exist; expected the state of an earlier run "
+                         "with the same --out (train without --resume to start a new run)")
+    _check_device(config)
+
+
+def _check_counts(config: TrainConfig) -> None:
+    at_least = {"--steps": (config.steps, 1), "--batch-size": (config.batch_size, 1),
+                "--val-every": (config.val_every, 1), "--val-pairs": (config.val_pairs, 1),
+                "--ckpt-every": (config.ckpt_every, 1), "--scene-max-disp": (config.scene_max_disp, 2),
+                "--workers": (config.workers, 0), "--threads": (config.threads, 1)}
+    for option, (value, least) in at_least.items():
+        if value is not None and value < least:
+            raise InputError(f"{option} {value}: expected an integer of at least {least}")
+    if not 1 <= config.train_iters <= MAX_TRAIN_ITERS:
+        raise InputError(f"--train-iters {config.train_iters}: expected 1 to {MAX_TRAIN_ITERS}")
+
+
+def _check_device(config: TrainConfig) -> None:
+    if config.precision not in PRECISIONS:
+        raise InputError(f"--precision {config.precision}: expected one of {', '.join(PRECISIONS)}")
+    require_torch_device(config.device)
+    if config.precision in ("bf16", "fp16") and not is_cuda(config.device):
+        raise InputError(f"--precision {config.precision}: mixed precision is for --device cuda; "
+                         "on a CPU expected auto or fp32")
+    if config.precision == "bf16" and not torch.cuda.is_bf16_supported():
+        raise DependencyError(f"--precision bf16: {config.device} has no bf16 support; expected fp16 or auto")
 
 
 def _save(model, config: TrainConfig, step: int, log: StepLog, path: Path) -> None:
+    amp = autocast_dtype(config)
     meta = provenance.record(kind="student-checkpoint", step=step, train=_config_dict(config),
-                             last_loss=log.loss, last_val=log.val)
-    save_student(path, model, config.model, meta)
+                             last_loss=log.loss, last_val=log.val, device=_device_name(config.device),
+                             autocast=None if amp is None else str(amp).replace("torch.", ""),
+                             elapsed_s=round(log.seconds, 1))
+    save_student(path, model, config.model, meta, half=config.fp16_weights)
+
+
+def _device_name(device: str) -> str:
+    return torch.cuda.get_device_name(torch.device(device)) if is_cuda(device) else "cpu"
 
 
 def _config_dict(config: TrainConfig) -> dict:
@@ -282,17 +386,22 @@ def _config_dict(config: TrainConfig) -> dict:
     return data
 
 
-def _save_state(path: Path, step: int, elapsed: float, rng: np.random.Generator, model, optimizer) -> None:
+def _save_state(path: Path, step: int, elapsed: float, rng: np.random.Generator, model,
+                optimiser: _Optimiser) -> None:
     state = {"step": step, "elapsed": elapsed, "rng": rng.bit_generator.state, "model": model.state_dict(),
-             "optimizer": optimizer.state_dict()}
+             **optimiser.state_dict()}
     with provenance.atomic_path(path) as tmp:
         torch.save(state, tmp)
 
 
-def _load_state(path: Path, model, optimizer) -> tuple[int, float, np.random.Generator]:
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
+def _load_state(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises many types for a damaged file; one line is what the user needs
+        raise InputError(f"--resume: {path} is not a readable training state ({type(exc).__name__})") from None
+
+
+def _restore_rng(state: dict) -> tuple[int, float, np.random.Generator]:
     rng = np.random.default_rng()
     rng.bit_generator.state = state["rng"]
     return int(state["step"]), float(state["elapsed"]), rng

@@ -1,0 +1,124 @@
+"""pseudo-label's output side: never into its input, never over earlier labels unless asked, atomic writes."""
+
+import hashlib
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from toolkit import pseudo_label
+from toolkit.cli import main
+from toolkit.data.pairs import discover_pairs
+from toolkit.data.synthetic import write_instereo2k_tree
+from toolkit.errors import InputError
+
+SIZE = (64, 96)
+
+
+@pytest.fixture
+def tree(tmp_path):
+    return write_instereo2k_tree(tmp_path / "is2k", n_train_parts=1, pairs_per_part=2, n_test=0, size=SIZE, seed=5,
+                                 max_disp=24)
+
+
+def snapshot(folder):
+    """Every file under ``folder`` with its sha256: equal snapshots mean byte-for-byte the same tree."""
+    return {path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def run_cli(*args):
+    return CliRunner().invoke(main, ["pseudo-label", *map(str, args)])
+
+
+def assert_one_line_error(result, message):
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("out", ["{tree}", "{tree}/labels", "{tree}/train/part1"])
+def test_output_that_is_the_input_or_inside_it_exits_2_and_leaves_the_input_unchanged(tree, out):
+    before = snapshot(tree)
+    result = run_cli(tree, "--max-disp", 32, "--out", out.format(tree=tree))
+    assert_one_line_error(result, "is the input folder")
+    assert snapshot(tree) == before
+    assert not (tree / "labels").exists()
+
+
+def test_output_beside_the_input_images_of_a_named_pair_is_refused(tree):
+    pair_dir = tree / "train/part1/000000"
+    before = snapshot(tree)
+    result = run_cli(pair_dir / "left.png", pair_dir / "right.png", "--out", pair_dir)
+    assert_one_line_error(result, "is the input folder")
+    assert snapshot(tree) == before
+
+
+def test_an_output_holding_disparity_files_needs_overwrite(tree, tmp_path):
+    out = tmp_path / "labels"
+    assert run_cli(tree, "--max-disp", 32, "--out", out).exit_code == 0
+    first = snapshot(out)
+    again = run_cli(tree, "--max-disp", 32, "--out", out)
+    assert_one_line_error(again, "already holds disparity files")
+    assert snapshot(out) == first
+    replaced = run_cli(tree, "--max-disp", 16, "--out", out, "--overwrite")
+    assert replaced.exit_code == 0, replaced.output
+    assert '"max_disp": 16' in (out / pseudo_label.MANIFEST_NAME).read_text()
+
+
+def test_overwrite_never_allows_the_input_itself(tree):
+    before = snapshot(tree)
+    assert_one_line_error(run_cli(tree, "--out", tree, "--overwrite"), "is the input folder")
+    assert snapshot(tree) == before
+
+
+def test_an_output_folder_that_merely_exists_is_fine(tree, tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert run_cli(tree, "--max-disp", 32, "--out", tmp_path / "empty").exit_code == 0
+
+
+@pytest.mark.parametrize("out, message", [
+    ("{file}/labels", "is a file, not a folder"),
+    ("{readonly}/labels", "cannot write in"),
+])
+def test_impossible_output_is_refused_before_the_teacher_runs(tree, tmp_path, out, message, monkeypatch):
+    (tmp_path / "file").write_text("x")
+    readonly = tmp_path / "readonly"
+    readonly.mkdir()
+    readonly.chmod(0o500)
+    if "readonly" in out and os.access(readonly, os.W_OK):  # root ignores permissions
+        pytest.skip("running as a user who can write anywhere")
+    monkeypatch.setattr(pseudo_label, "open_teacher", lambda *a, **k: pytest.fail("teacher opened before --out check"))
+    result = run_cli(tree, "--out", out.format(file=tmp_path / "file", readonly=readonly))
+    readonly.chmod(0o700)
+    assert_one_line_error(result, message)
+
+
+class FailingTeacher:
+    """Labels the first pair with SGBM, then fails: what an interrupted run leaves behind."""
+
+    def __init__(self):
+        from toolkit.backends.sgbm import SGBMRunner
+
+        self.sgbm = SGBMRunner(max_disp=32)
+        self.calls = 0
+
+    def infer(self, left, right):
+        self.calls += 1
+        if self.calls > 1:
+            raise RuntimeError("teacher died")
+        return self.sgbm.infer(left, right)
+
+
+def test_an_interrupted_run_leaves_whole_files_only(tree, tmp_path):
+    teacher = FailingTeacher()
+    with teacher.sgbm:
+        with pytest.raises(RuntimeError, match="teacher died"):
+            pseudo_label.pseudo_label(teacher, discover_pairs(tree), tmp_path / "out", {}, root=tree)
+    written = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert written == ["train/part1/000000/left_disp.png", "train/part1/000000/left_valid.png"]
+
+
+def test_library_refuses_the_input_as_output(tree):
+    with pytest.raises(InputError, match="is the input folder"):
+        pseudo_label.pseudo_label(None, discover_pairs(tree), tree, {}, root=tree)
