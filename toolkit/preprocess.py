@@ -21,6 +21,11 @@ from toolkit.errors import InputError
 
 PAD_MULTIPLE = 32
 INPUT_NAMES = ("left", "right")
+# The network's memory grows with its grid (the cost volume alone is H/4 x W/4 x max_disp/4 x 8
+# groups); 8192x8192 tried multi-GB allocations and died in the allocator. 4K UHD, padded, is
+# the largest grid a stereo camera delivers today.
+MAX_SIDE = 4096
+MAX_PIXELS = 2176 * 3840
 
 
 @dataclass(frozen=True)
@@ -74,9 +79,23 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
 
 
 def check_network_size(size: tuple[int, int], what: str) -> None:
+    """Positive multiples of 32, within ``MAX_SIDE`` and ``MAX_PIXELS``.
+
+    Raises:
+        InputError: naming ``what`` (the option) and the limit.
+    """
     h, w = size
     if h <= 0 or w <= 0 or h % PAD_MULTIPLE or w % PAD_MULTIPLE:
         raise InputError(f"{what}: height and width must be positive multiples of {PAD_MULTIPLE}, got {h}x{w}")
+    check_size_limit((h, w), what)
+
+
+def check_size_limit(size: tuple[int, int], what: str) -> None:
+    """Refuse a network grid larger than the limit, before anything allocates for it."""
+    h, w = size
+    if max(h, w) > MAX_SIDE or h * w > MAX_PIXELS:
+        raise InputError(f"{what}: {h}x{w} is larger than the network supports here; expected at most "
+                         f"{MAX_SIDE} px a side and {MAX_PIXELS:,} pixels (e.g. 2176x3840, 4K UHD padded)")
 
 
 def plan_geometry(source_hw: tuple[int, int], size: tuple[int, int] | None = None) -> Geometry:
@@ -90,6 +109,7 @@ def plan_geometry(source_hw: tuple[int, int], size: tuple[int, int] | None = Non
     if size is None:
         resized = (h, w)
         padded = (round_up(h), round_up(w))
+        check_size_limit(padded, f"image of {h}x{w} px (padded to the network grid)")
     else:
         check_network_size(size, "network size")
         scale = min(size[0] / h, size[1] / w)
