@@ -150,7 +150,10 @@ def run_demo(out_dir: str | Path = "outputs/demo", engines_dir: str | Path = pat
              backend: str | None = None, log: Callable[[str], None] = print) -> DemoResult:
     """Run the whole pipeline on built-in data and write the demo's outputs under ``out_dir``."""
     from toolkit.backends import open_runner
+    from toolkit.outputs import check_output_dir
 
+    check_output_dir(out_dir, "--out")
+    check_output_dir(engines_dir, "engines folder")
     checkpoint = paths.resolve_checkpoint(checkpoint)
     out_dir, engines_dir = Path(out_dir), Path(engines_dir)
     clip = builtin_clip(frames, size)

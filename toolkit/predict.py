@@ -10,16 +10,20 @@ invalid: disparity 0, depth +inf, black in the colour images.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
 
+from toolkit import preprocess
 from toolkit.backends.base import Prediction, Runner
 from toolkit.confidence import mask_unconfident
 from toolkit.data import io
-from toolkit.errors import InputError
+from toolkit.errors import InputError, StereoTrtError
+
+MAX_LISTED = 10  # pair names listed in a failed run's error, so it stays one readable line
 
 
 @dataclass
@@ -69,6 +73,53 @@ def write_prediction(prediction: Prediction, out_dir: Path, name: str,
     return files
 
 
+def check_options(focal_px: float | None, baseline_m: float | None, min_confidence: float | None) -> None:
+    """Check the output options before any work.
+
+    Raises:
+        InputError: naming the option.
+    """
+    if (focal_px is None) != (baseline_m is None):
+        raise InputError("--focal and --baseline go together: depth needs both")
+    for option, value in (("--focal", focal_px), ("--baseline", baseline_m)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise InputError(f"{option} {value}: expected a positive number")
+    if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
+        raise InputError(f"--min-confidence {min_confidence}: expected a value in 0..1")
+
+
+def check_pairs(pairs: Iterable, size: tuple[int, int] | None = None, out_dir: str | Path | None = None) -> None:
+    """Decode every pair once and check it can be predicted, before the first file is written.
+
+    A folder run should not stop at pair 40 of 50 on a corrupt file; decoding costs little
+    next to inference.
+
+    Raises:
+        InputError: naming the pair's file: unreadable, left/right sizes differ, too small or too
+            large, or an input that an output under ``out_dir`` would overwrite.
+    """
+    for pair in pairs:
+        if out_dir is not None:
+            _check_not_overwritten(pair, Path(out_dir))
+        left, right = io.read_image(pair.left), io.read_image(pair.right)
+        try:
+            preprocess.plan_geometry(preprocess.check_pair(left, right)[0].shape[:2], size)
+        except InputError as exc:
+            raise InputError(f"pair {pair.name} ({pair.left}): {exc}") from None
+
+
+OUTPUT_SUFFIXES = ("_disp.pfm", "_disp.png", "_disp_color.png", "_depth.pfm", "_depth_color.png",
+                   "_conf.pfm", "_conf.png")
+
+
+def _check_not_overwritten(pair, out_dir: Path) -> None:
+    inputs = {Path(pair.left).resolve(), Path(pair.right).resolve()}
+    for suffix in OUTPUT_SUFFIXES:
+        if (out_dir / f"{pair.name}{suffix}").resolve() in inputs:
+            raise InputError(f"--out {out_dir}: {pair.name}{suffix} would overwrite an input of pair {pair.name}; "
+                             "choose another output folder")
+
+
 def read_pairs(pairs: Iterable) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
     """Decode ``StereoPair``-like objects (``name``, ``left``/``right`` paths) one at a time."""
     for pair in pairs:
@@ -88,18 +139,32 @@ def predict_pairs(runner: Runner, pairs: Iterable, out_dir: str | Path,
         on_pair: optional callback(PredictOutput) after each pair, for progress.
         min_confidence: write pixels below this confidence as invalid (needs a confidence output).
     """
-    if (focal_px is None) != (baseline_m is None):
-        raise InputError("--focal and --baseline go together: depth needs both")
-    if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
-        raise InputError(f"--min-confidence {min_confidence}: expected a value in 0..1")
+    check_options(focal_px, baseline_m, min_confidence)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    outputs = []
-    for name, left, right in pairs:
-        prediction = runner.infer(left, right)
-        files = write_prediction(prediction, out_dir, name, focal_px, baseline_m, min_confidence)
+    outputs: list[PredictOutput] = []
+    pairs = iter(pairs)
+    while True:
+        name = "the next pair" if not outputs else f"the pair after {outputs[-1].name}"
+        try:
+            item = next(pairs, None)
+            if item is None:
+                return outputs
+            name, left, right = item
+            prediction = runner.infer(left, right)
+            files = write_prediction(prediction, out_dir, name, focal_px, baseline_m, min_confidence)
+        except StereoTrtError as exc:
+            raise type(exc)(f"{exc}; stopped at {name}{_written_note(outputs, out_dir)}") from None
         output = PredictOutput(name, files, prediction.infer_ms, prediction.total_ms)
         outputs.append(output)
         if on_pair is not None:
             on_pair(output)
-    return outputs
+
+
+def _written_note(outputs: list[PredictOutput], out_dir: Path) -> str:
+    """Which pairs a failed run did write, for its one-line error."""
+    if not outputs:
+        return ", nothing written"
+    names = [o.name for o in outputs]
+    listed = ", ".join(names[:MAX_LISTED]) + (f" and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else "")
+    return f"; {len(names)} pair(s) written under {out_dir}: {listed}"

@@ -153,12 +153,8 @@ def to_network(image: np.ndarray, geometry: Geometry) -> np.ndarray:
     return np.ascontiguousarray(image.transpose(2, 0, 1)[None].astype(np.float32))
 
 
-def prepare_pair(left: np.ndarray, right: np.ndarray, size: tuple[int, int] | None = None) -> PreparedPair:
-    """Turn a decoded stereo pair into the network feed dict.
-
-    Args:
-        left, right: decoded images (see ``as_rgb8`` for what is accepted).
-        size: fixed network size, or None to pad to the next multiple of 32.
+def check_pair(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both images as HxWx3 uint8 RGB (see ``as_rgb8``), checked to be one size.
 
     Raises:
         InputError: images of different sizes or unusable pixel formats.
@@ -169,6 +165,20 @@ def prepare_pair(left: np.ndarray, right: np.ndarray, size: tuple[int, int] | No
             f"left and right images differ in size: {left.shape[1]}x{left.shape[0]} vs "
             f"{right.shape[1]}x{right.shape[0]} (a rectified pair has one size)"
         )
+    return left, right
+
+
+def prepare_pair(left: np.ndarray, right: np.ndarray, size: tuple[int, int] | None = None) -> PreparedPair:
+    """Turn a decoded stereo pair into the network feed dict.
+
+    Args:
+        left, right: decoded images (see ``as_rgb8`` for what is accepted).
+        size: fixed network size, or None to pad to the next multiple of 32.
+
+    Raises:
+        InputError: images of different sizes or unusable pixel formats.
+    """
+    left, right = check_pair(left, right)
     geometry = plan_geometry(left.shape[:2], size)
     return PreparedPair({"left": to_network(left, geometry), "right": to_network(right, geometry)}, geometry)
 

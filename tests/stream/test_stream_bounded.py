@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from stream_media import MAX_DISP, pair_folder, scenes
+from stream_media import SGBM_RANGE, pair_folder, scenes
 from toolkit.backends.sgbm import SGBMRunner
 from toolkit.stream import loop, sources
 from toolkit.stream.loop import StreamOptions, run_stream
@@ -72,7 +72,7 @@ def test_statistics_keep_fixed_memory_over_any_run_length():
 
 
 def test_a_three_frame_run_reports_no_fps(tmp_path):
-    summary = run_stream(sources.open_source([str(pair_folder(tmp_path / "pairs", 3))]), SGBMRunner(max_disp=MAX_DISP))
+    summary = run_stream(sources.open_source([str(pair_folder(tmp_path / "pairs", 3))]), SGBMRunner(max_disp=SGBM_RANGE))
     assert summary.frames_processed == 3
     assert math.isnan(summary.fps)
     assert "FPS not measured (too few frames)" in summary.text()

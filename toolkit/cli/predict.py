@@ -6,7 +6,8 @@ import click
 @click.option("--checkpoint", "--model", "model", type=click.Path(dir_okay=False),
               help="Student checkpoint (.pth), or an exported .onnx / TensorRT engine. Default: the built-in student.")
 @click.option("--iters", type=click.IntRange(1, 64), help="GRU iterations (checkpoints only; ONNX/engines have theirs baked in).")
-@click.option("--max-disp", type=click.IntRange(16, 768), help="Maximum disparity in px, a multiple of 16 (checkpoints only).")
+@click.option("--max-disp", type=click.IntRange(32, 768),
+              help="Maximum disparity in px, a multiple of 32 from 32 to 768 (checkpoints only).")
 @click.option("--size", "size_text", metavar="HxW", help="Fixed network size (multiples of 32). Default: pad each image to a multiple of 32.")
 @click.option("--device", default="cpu", show_default=True, help="PyTorch device: cpu, cuda, cuda:1 ...")
 @click.option("--focal", type=float, help="Focal length in pixels (with --baseline: writes depth in metres).")
@@ -31,11 +32,20 @@ def command(inputs, model, iters, max_disp, size_text, device, focal, baseline, 
     from toolkit import predict
     from toolkit.backends import open_runner
     from toolkit.confidence import with_lr_check
+    from toolkit.errors import InputError
+    from toolkit.outputs import check_output_dir
     from toolkit.paths import resolve_checkpoint
     from toolkit.preprocess import parse_size
 
+    # Everything that can be checked is checked before the model loads or the first file is written.
+    if max_disp is not None and max_disp % 32:
+        raise InputError(f"--max-disp {max_disp}: expected a multiple of 32 (the cost volume has max_disp/4 "
+                         "planes at 1/4 resolution, halved again inside)")
+    predict.check_options(focal, baseline, min_confidence)
     size = parse_size(size_text)
-    named_pairs = _named_pairs(inputs)
+    stereo_pairs = _stereo_pairs(inputs)
+    check_output_dir(out_dir, "--out")
+    named_pairs = _named_pairs(stereo_pairs, size, out_dir)
     model_path = resolve_checkpoint(model)
     runner = open_runner(model_path, iters=iters, max_disp=max_disp, device=device, size=size)
     with with_lr_check(runner, lr_check) as runner:
@@ -46,13 +56,20 @@ def command(inputs, model, iters, max_disp, size_text, device, focal, baseline, 
     click.echo(f"{len(outputs)} pair(s) written under {out_dir}")
 
 
-def _named_pairs(inputs):
-    from toolkit import predict
+def _stereo_pairs(inputs) -> list:
+    """The pairs INPUTS names (none for the built-in pair)."""
     from toolkit.data import pairs
 
-    if not inputs:
+    return list(pairs.discover_pairs(list(inputs))) if inputs else []
+
+
+def _named_pairs(stereo_pairs, size, out_dir):
+    from toolkit import predict
+
+    if not stereo_pairs:
         from toolkit.data.builtin import builtin_pair
 
         left, right, _, _ = builtin_pair()
         return [("motorcycle", left, right)]
-    return predict.read_pairs(pairs.discover_pairs(list(inputs)))
+    predict.check_pairs(stereo_pairs, size, out_dir)
+    return predict.read_pairs(stereo_pairs)
