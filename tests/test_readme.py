@@ -80,6 +80,7 @@ LINES = {
     "pip install cuda-python": SETUP + "installation of an optional CUDA binding",
     "stereo-trt doctor": "stereo-trt doctor",
     "pytest -m tensorrt tests/trt -v -rs": SETUP + "runs tests/trt, skipped with the reason where TensorRT is missing",
+    ".venv/bin/python -m pytest -m soak": SETUP + "runs the soak test, tests/stream/test_stream_bounded.py",
     # --help examples
     "stereo-trt predict left.png right.png --out outputs/": "stereo-trt predict left.png right.png --out outputs/",
     "stereo-trt predict left.png right.png --focal 721.5 --baseline 0.54 --out outputs/":

@@ -279,3 +279,31 @@ def test_sgbm_refuses_a_range_that_is_not_a_multiple_of_16(ws):
     assert_clean_failure(invoke("run", "--source", ws / "video.mp4", "--rectified", "--backend", "sgbm",
                                 "--max-disp", "17", "--headless"), "--max-disp 17", "multiple of 16")
 
+
+
+# --- found beyond the list -------------------------------------------------------------
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "--source", "v.mp4", "--rectified", "--fps", "0"], "Invalid value for '--fps'"),
+    (["predict", "--out", "blocker"], "Invalid value for '--out'"),
+    (["lint", "."], "Invalid value for 'MODEL'"),
+])
+def test_click_value_errors_are_one_line_too(ws, monkeypatch, args, message):
+    monkeypatch.chdir(ws)
+    assert_clean_failure(invoke(*args), message)
+
+
+def test_lint_refuses_an_empty_onnx_file(ws):
+    (ws / "empty.onnx").write_bytes(b"")
+    assert_clean_failure(invoke("lint", ws / "empty.onnx"), "empty.onnx: an ONNX file without a graph")
+
+
+def test_a_one_frame_run_still_reports_its_latency(ws):
+    from toolkit.backends.sgbm import SGBMRunner
+    from toolkit.stream import sources
+    from toolkit.stream.loop import run_stream
+
+    side_by_side_video(ws / "video.mp4", 1)
+    summary = run_stream(sources.open_source([str(ws / "video.mp4")]), SGBMRunner(max_disp=32))
+    assert summary.frames_processed == 1 and summary.latency_ms_mean > 0
+    assert set(summary.stage_ms) == {"prepare", "infer", "present"}

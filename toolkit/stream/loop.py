@@ -136,7 +136,7 @@ class _Stats:
 
     Means and the FPS span are running sums; the p99 latency is over the last
     ``LATENCY_WINDOW`` frames; the on-screen FPS over the last ``RECENT_FRAMES`` frames.
-    The first ``warmup`` frames are left out of the summary.
+    The first ``warmup`` frames are left out of the summary, unless the run is hardly longer.
     """
 
     def __init__(self, warmup: int = 0) -> None:
@@ -150,22 +150,28 @@ class _Stats:
         self.counted = 0
         self.first_done: float | None = None
         self.last_done: float | None = None
+        self.warm: list[tuple[float, dict]] = []
 
     def add(self, work: _Work, present_ms: float, now: float) -> None:
         latency_ms = (now - work.frame.captured) * 1000.0
         self.frames += 1
         self.last_latency_ms = latency_ms
         self.recent_done.append(now)
+        stages = {"prepare": work.prepare_ms, "infer": work.infer_ms, "present": present_ms}
         if self.frames <= self.warmup:
+            self.warm.append((latency_ms, stages))  # at most `warmup` entries
             return
-        self.counted += 1
-        self.latency_sum += latency_ms
-        self.latency_window.append(latency_ms)
-        for name, ms in (("prepare", work.prepare_ms), ("infer", work.infer_ms), ("present", present_ms)):
-            self.stage_sum[name] += ms
+        self._count(latency_ms, stages)
         if self.first_done is None:
             self.first_done = now
         self.last_done = now
+
+    def _count(self, latency_ms: float, stages: dict) -> None:
+        self.counted += 1
+        self.latency_sum += latency_ms
+        self.latency_window.append(latency_ms)
+        for name, ms in stages.items():
+            self.stage_sum[name] += ms
 
     def recent_fps(self) -> float:
         times = self.recent_done
@@ -179,6 +185,10 @@ class _Stats:
         return (self.counted - 1) / span if span > 0 else float("nan")
 
     def fill(self, summary: Summary) -> None:
+        if self.counted < 2:
+            # A run about as short as its warm-up: its latency and stage times are all there is.
+            for latency_ms, stages in self.warm:
+                self._count(latency_ms, stages)
         if self.counted:
             summary.latency_ms_mean = self.latency_sum / self.counted
             summary.latency_ms_p99 = float(np.percentile(np.fromiter(self.latency_window, np.float64), 99))
