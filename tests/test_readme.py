@@ -240,7 +240,7 @@ RUNNABLE = [line for line in DOCUMENTED if line in LINES and not LINES[line].sta
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("documented", RUNNABLE)
+@pytest.mark.parametrize("documented", RUNNABLE, ids=[line[:100] for line in RUNNABLE])
 def test_documented_line_runs(documented, workspace, monkeypatch):
     how = LINES[documented]
     tensorrt = how.startswith(NEEDS_TENSORRT)

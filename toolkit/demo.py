@@ -179,7 +179,7 @@ def run_demo(out_dir: str | Path = "outputs/demo", engines_dir: str | Path = pat
     provenance.write_json(result.report, provenance.record(
         kind="demo", checkpoint=str(checkpoint), checkpoint_sha256=provenance.sha256_file(checkpoint),
         model=str(model), backend=result.backend, input_hw=list(size), frames=len(results),
-        fps=summary.fps, latency_ms_mean=summary.latency_ms_mean, infer_ms=summary.stage_ms.get("infer"),
+        fps=None if np.isnan(summary.fps) else summary.fps, latency_ms_mean=summary.latency_ms_mean, infer_ms=summary.stage_ms.get("infer"),
         epe_vs_reference=result.epe_vs_reference, epe_vs_gt=result.epe_vs_gt,
         reference_epe_vs_gt=result.reference_epe_vs_gt))
     return result
