@@ -307,3 +307,22 @@ def test_a_one_frame_run_still_reports_its_latency(ws):
     summary = run_stream(sources.open_source([str(ws / "video.mp4")]), SGBMRunner(max_disp=32))
     assert summary.frames_processed == 1 and summary.latency_ms_mean > 0
     assert set(summary.stage_ms) == {"prepare", "infer", "present"}
+
+
+def test_a_pair_whose_last_file_fails_leaves_none_of_its_files(tmp_path, monkeypatch):
+    from toolkit import predict
+    from toolkit.backends.sgbm import SGBMRunner
+    from toolkit.errors import InputError
+
+    write_image = io.write_image
+
+    def refuse_confidence(path, image):
+        if str(path).endswith("_conf.png"):
+            raise InputError(f"{path}: disk full")
+        return write_image(path, image)
+
+    monkeypatch.setattr(predict.io, "write_image", refuse_confidence)
+    scene = make_scene(0, 64, 96, max_disp=16)
+    with SGBMRunner(max_disp=32) as runner, pytest.raises(InputError, match="disk full; stopped at p0, nothing written"):
+        predict.predict_pairs(runner, [("p0", scene.left, scene.right)], tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []

@@ -57,19 +57,24 @@ def write_prediction(prediction: Prediction, out_dir: Path, name: str,
     disparity = mask_unconfident(prediction.disparity, prediction.confidence, min_confidence)
     kept = disparity > 0 if min_confidence is not None else None
     stem = Path(out_dir) / name
-    files = [
-        io.write_pfm(f"{stem}_disp.pfm", disparity),
-        io.write_disparity_png(f"{stem}_disp.png", disparity),
-        io.write_image(f"{stem}_disp_color.png", io.colorize(disparity, vmin=0.0, mask=kept)),
-    ]
-    if focal_px is not None and baseline_m is not None:
-        depth = depth_from_disparity(disparity, focal_px, baseline_m)
-        files.append(io.write_pfm(f"{stem}_depth.pfm", depth))
-        files.append(io.write_image(f"{stem}_depth_color.png", io.colorize(1.0 / depth, vmin=0.0, mask=kept)))
-    if prediction.confidence is not None:
-        files.append(io.write_pfm(f"{stem}_conf.pfm", prediction.confidence.astype(np.float32)))
-        confidence = np.clip(prediction.confidence * 255.0, 0, 255).astype(np.uint8)
-        files.append(io.write_image(f"{stem}_conf.png", confidence))
+    files: list[Path] = []
+    try:
+        files.append(io.write_pfm(f"{stem}_disp.pfm", disparity))
+        files.append(io.write_disparity_png(f"{stem}_disp.png", disparity))
+        files.append(io.write_image(f"{stem}_disp_color.png", io.colorize(disparity, vmin=0.0, mask=kept)))
+        if focal_px is not None and baseline_m is not None:
+            depth = depth_from_disparity(disparity, focal_px, baseline_m)
+            files.append(io.write_pfm(f"{stem}_depth.pfm", depth))
+            files.append(io.write_image(f"{stem}_depth_color.png", io.colorize(1.0 / depth, vmin=0.0, mask=kept)))
+        if prediction.confidence is not None:
+            files.append(io.write_pfm(f"{stem}_conf.pfm", prediction.confidence.astype(np.float32)))
+            confidence = np.clip(prediction.confidence * 255.0, 0, 255).astype(np.uint8)
+            files.append(io.write_image(f"{stem}_conf.png", confidence))
+    except BaseException:
+        # A pair's files come as a set: none of them rather than some.
+        for path in files:
+            path.unlink(missing_ok=True)
+        raise
     return files
 
 
@@ -143,22 +148,19 @@ def predict_pairs(runner: Runner, pairs: Iterable, out_dir: str | Path,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs: list[PredictOutput] = []
-    pairs = iter(pairs)
-    while True:
-        name = "the next pair" if not outputs else f"the pair after {outputs[-1].name}"
-        try:
-            item = next(pairs, None)
-            if item is None:
-                return outputs
-            name, left, right = item
+    position = "the first pair"
+    try:
+        for name, left, right in pairs:
+            position = name
             prediction = runner.infer(left, right)
             files = write_prediction(prediction, out_dir, name, focal_px, baseline_m, min_confidence)
-        except StereoTrtError as exc:
-            raise type(exc)(f"{exc}; stopped at {name}{_written_note(outputs, out_dir)}") from None
-        output = PredictOutput(name, files, prediction.infer_ms, prediction.total_ms)
-        outputs.append(output)
-        if on_pair is not None:
-            on_pair(output)
+            outputs.append(PredictOutput(name, files, prediction.infer_ms, prediction.total_ms))
+            position = f"the pair after {name}"
+            if on_pair is not None:
+                on_pair(outputs[-1])
+    except StereoTrtError as exc:
+        raise type(exc)(f"{exc}; stopped at {position}{_written_note(outputs, out_dir)}") from None
+    return outputs
 
 
 def _written_note(outputs: list[PredictOutput], out_dir: Path) -> str:

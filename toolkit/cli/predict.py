@@ -39,8 +39,8 @@ def command(inputs, model, iters, max_disp, size_text, device, focal, baseline, 
 
     # Everything that can be checked is checked before the model loads or the first file is written.
     if max_disp is not None and max_disp % 32:
-        raise InputError(f"--max-disp {max_disp}: expected a multiple of 32 (the cost volume has max_disp/4 "
-                         "planes at 1/4 resolution, halved again inside)")
+        raise InputError(f"--max-disp {max_disp}: expected a multiple of 32 (the cost volume's max_disp/4 "
+                         "planes go through three stride-2 steps)")
     predict.check_options(focal, baseline, min_confidence)
     size = parse_size(size_text)
     stereo_pairs = _stereo_pairs(inputs)
