@@ -109,7 +109,7 @@ def plan_geometry(source_hw: tuple[int, int], size: tuple[int, int] | None = Non
     if size is None:
         resized = (h, w)
         padded = (round_up(h), round_up(w))
-        check_size_limit(padded, f"image of {h}x{w} px (padded to the network grid)")
+        check_size_limit(padded, f"image of {h}x{w} px (padded to the network grid; --size HxW resizes it)")
     else:
         check_network_size(size, "network size")
         scale = min(size[0] / h, size[1] / w)
