@@ -326,3 +326,11 @@ def test_a_pair_whose_last_file_fails_leaves_none_of_its_files(tmp_path, monkeyp
     with SGBMRunner(max_disp=32) as runner, pytest.raises(InputError, match="disk full; stopped at p0, nothing written"):
         predict.predict_pairs(runner, [("p0", scene.left, scene.right)], tmp_path / "out")
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_run_names_max_disp_for_a_checkpoint(ws):
+    from toolkit.paths import BUILTIN_CHECKPOINT
+
+    side_by_side_video(ws / "video.mp4", 1)
+    assert_clean_failure(invoke("run", "--source", ws / "video.mp4", "--rectified", "--model", BUILTIN_CHECKPOINT,
+                                "--max-disp", "40", "--headless"), "--max-disp 40: expected a multiple of 32")

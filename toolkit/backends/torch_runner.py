@@ -62,6 +62,9 @@ class TorchRunner(Runner):
             raise InputError(f"--iters {iters}: expected a positive number of refinement iterations")
         if max_disp is not None and not isinstance(checkpoint_or_model, (str, os.PathLike)):
             raise InputError("--max-disp needs a checkpoint path; a ready-made module keeps its own")
+        if max_disp is not None and (max_disp < 32 or max_disp % 32):
+            raise InputError(f"--max-disp {max_disp}: expected a multiple of 32 (the cost volume's max_disp/4 "
+                             "planes go through three stride-2 steps)")
         self.source = checkpoint_or_model
         self.iters = iters
         self.max_disp = max_disp

@@ -32,15 +32,11 @@ def command(inputs, model, iters, max_disp, size_text, device, focal, baseline, 
     from toolkit import predict
     from toolkit.backends import open_runner
     from toolkit.confidence import with_lr_check
-    from toolkit.errors import InputError
     from toolkit.outputs import check_output_dir
     from toolkit.paths import resolve_checkpoint
     from toolkit.preprocess import parse_size
 
     # Everything that can be checked is checked before the model loads or the first file is written.
-    if max_disp is not None and max_disp % 32:
-        raise InputError(f"--max-disp {max_disp}: expected a multiple of 32 (the cost volume's max_disp/4 "
-                         "planes go through three stride-2 steps)")
     predict.check_options(focal, baseline, min_confidence)
     size = parse_size(size_text)
     stereo_pairs = _stereo_pairs(inputs)
