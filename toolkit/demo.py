@@ -188,7 +188,10 @@ def run_demo(out_dir: str | Path = "outputs/demo", engines_dir: str | Path = pat
         device: "cpu", "cuda" or "cuda:N"; None: the best one here.
     """
     from toolkit.backends import check_spec, open_runner
+    from toolkit.outputs import check_output_dir
 
+    check_output_dir(out_dir, "--out")
+    check_output_dir(engines_dir, "engines folder")
     checkpoint = paths.resolve_checkpoint(checkpoint)
     out_dir, engines_dir = Path(out_dir), Path(engines_dir)
     choice = demo_choice(backend, device)
@@ -218,7 +221,8 @@ def run_demo(out_dir: str | Path = "outputs/demo", engines_dir: str | Path = pat
         kind="demo", checkpoint=str(checkpoint), checkpoint_sha256=provenance.sha256_file(checkpoint),
         model=str(model), backend=result.backend, device=choice.device, precision=runner.precision,
         cuda_graph=choice.cuda_graph, choice_reason=choice.reason, input_hw=list(size), frames=len(results),
-        fps=summary.fps, latency_ms_mean=summary.latency_ms_mean, infer_ms=summary.stage_ms.get("infer"),
+        fps=None if np.isnan(summary.fps) else summary.fps, latency_ms_mean=summary.latency_ms_mean,
+        infer_ms=summary.stage_ms.get("infer"),
         epe_vs_reference=result.epe_vs_reference, epe_vs_gt=result.epe_vs_gt,
         reference_epe_vs_gt=result.reference_epe_vs_gt))
     return result

@@ -24,6 +24,7 @@ import numpy as np
 
 from toolkit import onnx_meta, preprocess, provenance
 from toolkit.errors import CheckFailed, DependencyError, InputError, ModelError
+from toolkit.outputs import check_output_file
 
 DEFAULT_SIZE = (480, 640)
 DEFAULT_OPSET = 17
@@ -150,6 +151,9 @@ def export_onnx(
     start = time.perf_counter()
     precision = "fp16" if fp16 else "fp32"
     size = validate_options(size, iters, opset, dynamic, exporter)
+    inputs = [checkpoint] if isinstance(checkpoint, (str, os.PathLike)) else []
+    if out is not None:
+        check_output_file(out, "--out", suffixes=(".onnx",), inputs=inputs)
     lint_target = TRT_TARGETS_BY_PRECISION[precision] if lint_trt == "auto" else lint_trt
     if lint_target is not None:
         from toolkit.lint import check_trt_target
@@ -160,8 +164,10 @@ def export_onnx(
     iters = iters or config.get("iters")
     if not iters:
         raise InputError("--iters: the model carries no default iteration count; expected --iters N")
-    out = Path(out) if out is not None else default_output_path(info["stem"], size, dynamic, iters, precision,
-                                                                  confidence)
+    if out is None:
+        out = check_output_file(default_output_path(info["stem"], size, dynamic, iters, precision, confidence),
+                                "--out", inputs=inputs)
+    out = Path(out)
     pair = parity_pair if parity_pair is not None else builtin_parity_pair()
     prepared = preprocess.prepare_pair(pair[1], pair[2], dynamic.opt if dynamic else size)
     wrapper = fixed_iterations(model, iters, confidence)

@@ -112,9 +112,14 @@ def load_onnx(path: str | os.PathLike):
     if not path.is_file():
         raise InputError(f"{path}: no such ONNX file")
     try:
-        return onnx.load(str(path))
+        proto = onnx.load(str(path))
     except Exception as exc:  # DecodeError, ValueError or OSError depending on the damage
         raise ModelError(f"{path}: not an ONNX model ({type(exc).__name__}); expected a .onnx file") from None
+    # An empty file parses as an empty protobuf message: a model without a graph, not a clean one.
+    if not proto.graph.node:
+        raise ModelError(f"{path}: an ONNX file without a graph (empty or truncated); expected a model from "
+                         "`stereo-trt export`")
+    return proto
 
 
 def lint_onnx(model, trt: str = "8.5") -> list[Finding]:

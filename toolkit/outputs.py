@@ -64,7 +64,8 @@ def check_output_file(path: str | os.PathLike, option: str = "--out", suffixes: 
     if suffixes is not None:
         suffixes = tuple(suffixes)
         if path.suffix.lower() not in suffixes:
-            raise InputError(f"{option} {path}: expected a file ending in {' or '.join(suffixes)}")
+            listed = suffixes[0] if len(suffixes) == 1 else f"{', '.join(suffixes[:-1])} or {suffixes[-1]}"
+            raise InputError(f"{option} {path}: expected a file ending in {listed}")
     if path.is_dir():
         raise InputError(f"{option} {path}: is a folder; expected a file path")
     _check_not_an_input(path, inputs, option)

@@ -11,17 +11,21 @@ invalid: disparity 0, depth +inf, black in the colour images. With ``CloudOption
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
 
+from toolkit import preprocess
 from toolkit.backends.base import Prediction, Runner
 from toolkit.confidence import mask_unconfident
 from toolkit.data import io
-from toolkit.errors import InputError
+from toolkit.errors import InputError, StereoTrtError
 from toolkit.pointcloud import CloudMask, cloud_from_disparity, q_matrix, write_ply
+
+MAX_LISTED = 10  # pair names listed in a failed run's error, so it stays one readable line
 
 
 @dataclass
@@ -99,30 +103,87 @@ def write_cloud(path: str | Path, disparity: np.ndarray, left: np.ndarray, cloud
 
 def write_prediction(prediction: Prediction, out_dir: Path, name: str,
                      focal_px: float | None = None, baseline_m: float | None = None,
-                     min_confidence: float | None = None, doffs: float = 0.0) -> list[Path]:
-    """Write every output file for one prediction; returns the paths written.
+                     min_confidence: float | None = None, doffs: float = 0.0, cloud: CloudOptions | None = None,
+                     left: np.ndarray | None = None, cloud_meta: dict | None = None) -> list[Path]:
+    """Write every output file for one prediction, all or none; returns the paths written.
 
     Args:
         min_confidence: pixels whose confidence is below this are written as invalid.
         doffs: principal point x difference (right minus left) for depth, px.
+        cloud: also write ``<name>.ply`` with this geometry, coloured from ``left``;
+            ``cloud_meta`` goes into its record.
     """
     disparity = mask_unconfident(prediction.disparity, prediction.confidence, min_confidence)
     kept = disparity > 0 if min_confidence is not None else None
     stem = Path(out_dir) / name
-    files = [
-        io.write_pfm(f"{stem}_disp.pfm", disparity),
-        io.write_disparity_png(f"{stem}_disp.png", disparity),
-        io.write_image(f"{stem}_disp_color.png", io.colorize(disparity, vmin=0.0, mask=kept)),
-    ]
-    if focal_px is not None and baseline_m is not None:
-        depth = depth_from_disparity(disparity, focal_px, baseline_m, doffs)
-        files.append(io.write_pfm(f"{stem}_depth.pfm", depth))
-        files.append(io.write_image(f"{stem}_depth_color.png", io.colorize(1.0 / depth, vmin=0.0, mask=kept)))
-    if prediction.confidence is not None:
-        files.append(io.write_pfm(f"{stem}_conf.pfm", prediction.confidence.astype(np.float32)))
-        confidence = np.clip(prediction.confidence * 255.0, 0, 255).astype(np.uint8)
-        files.append(io.write_image(f"{stem}_conf.png", confidence))
+    files: list[Path] = []
+    try:
+        files.append(io.write_pfm(f"{stem}_disp.pfm", disparity))
+        files.append(io.write_disparity_png(f"{stem}_disp.png", disparity))
+        files.append(io.write_image(f"{stem}_disp_color.png", io.colorize(disparity, vmin=0.0, mask=kept)))
+        if focal_px is not None and baseline_m is not None:
+            depth = depth_from_disparity(disparity, focal_px, baseline_m, doffs)
+            files.append(io.write_pfm(f"{stem}_depth.pfm", depth))
+            files.append(io.write_image(f"{stem}_depth_color.png", io.colorize(1.0 / depth, vmin=0.0, mask=kept)))
+        if prediction.confidence is not None:
+            files.append(io.write_pfm(f"{stem}_conf.pfm", prediction.confidence.astype(np.float32)))
+            confidence = np.clip(prediction.confidence * 255.0, 0, 255).astype(np.uint8)
+            files.append(io.write_image(f"{stem}_conf.png", confidence))
+        if cloud is not None:
+            files.append(write_cloud(f"{stem}.ply", disparity, left, cloud, cloud_meta))
+    except BaseException:
+        # A pair's files come as a set: none of them rather than some.
+        for path in files:
+            path.unlink(missing_ok=True)
+        raise
     return files
+
+
+def check_options(focal_px: float | None, baseline_m: float | None, min_confidence: float | None) -> None:
+    """Check the output options before any work.
+
+    Raises:
+        InputError: naming the option.
+    """
+    if (focal_px is None) != (baseline_m is None):
+        raise InputError("--focal and --baseline go together: depth needs both")
+    for option, value in (("--focal", focal_px), ("--baseline", baseline_m)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise InputError(f"{option} {value}: expected a positive number")
+    if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
+        raise InputError(f"--min-confidence {min_confidence}: expected a value in 0..1")
+
+
+def check_pairs(pairs: Iterable, size: tuple[int, int] | None = None, out_dir: str | Path | None = None) -> None:
+    """Decode every pair once and check it can be predicted, before the first file is written.
+
+    A folder run should not stop at pair 40 of 50 on a corrupt file; decoding costs little
+    next to inference.
+
+    Raises:
+        InputError: naming the pair's file: unreadable, left/right sizes differ, too small or too
+            large, or an input that an output under ``out_dir`` would overwrite.
+    """
+    for pair in pairs:
+        if out_dir is not None:
+            _check_not_overwritten(pair, Path(out_dir))
+        left, right = io.read_image(pair.left), io.read_image(pair.right)
+        try:
+            preprocess.plan_geometry(preprocess.check_pair(left, right)[0].shape[:2], size)
+        except InputError as exc:
+            raise InputError(f"pair {pair.name} ({pair.left}): {exc}") from None
+
+
+OUTPUT_SUFFIXES = ("_disp.pfm", "_disp.png", "_disp_color.png", "_depth.pfm", "_depth_color.png",
+                   "_conf.pfm", "_conf.png")
+
+
+def _check_not_overwritten(pair, out_dir: Path) -> None:
+    inputs = {Path(pair.left).resolve(), Path(pair.right).resolve()}
+    for suffix in OUTPUT_SUFFIXES:
+        if (out_dir / f"{pair.name}{suffix}").resolve() in inputs:
+            raise InputError(f"--out {out_dir}: {pair.name}{suffix} would overwrite an input of pair {pair.name}; "
+                             "choose another output folder")
 
 
 def read_pairs(pairs: Iterable) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
@@ -147,22 +208,31 @@ def predict_pairs(runner: Runner, pairs: Iterable, out_dir: str | Path,
         doffs: principal point x difference (right minus left) for the depth maps, px.
         cloud: also write ``<name>.ply`` with this geometry.
     """
-    if (focal_px is None) != (baseline_m is None):
-        raise InputError("--focal and --baseline go together: depth needs both")
-    if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
-        raise InputError(f"--min-confidence {min_confidence}: expected a value in 0..1")
+    check_options(focal_px, baseline_m, min_confidence)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    outputs = []
-    for name, left, right in pairs:
-        prediction = runner.infer(left, right)
-        files = write_prediction(prediction, out_dir, name, focal_px, baseline_m, min_confidence, doffs)
-        if cloud is not None:
-            disparity = mask_unconfident(prediction.disparity, prediction.confidence, min_confidence)
-            files.append(write_cloud(out_dir / f"{name}.ply", disparity, left, cloud,
-                                     {"pair": name, "backend": runner.name, "precision": runner.precision}))
-        output = PredictOutput(name, files, prediction.infer_ms, prediction.total_ms)
-        outputs.append(output)
-        if on_pair is not None:
-            on_pair(output)
+    outputs: list[PredictOutput] = []
+    position = "the first pair"
+    try:
+        for name, left, right in pairs:
+            position = name
+            prediction = runner.infer(left, right)
+            files = write_prediction(prediction, out_dir, name, focal_px, baseline_m, min_confidence, doffs,
+                                     cloud=cloud, left=left,
+                                     cloud_meta={"pair": name, "backend": runner.name, "precision": runner.precision})
+            outputs.append(PredictOutput(name, files, prediction.infer_ms, prediction.total_ms))
+            position = f"the pair after {name}"
+            if on_pair is not None:
+                on_pair(outputs[-1])
+    except StereoTrtError as exc:
+        raise type(exc)(f"{exc}; stopped at {position}{_written_note(outputs, out_dir)}") from None
     return outputs
+
+
+def _written_note(outputs: list[PredictOutput], out_dir: Path) -> str:
+    """Which pairs a failed run did write, for its one-line error."""
+    if not outputs:
+        return ", nothing written"
+    names = [o.name for o in outputs]
+    listed = ", ".join(names[:MAX_LISTED]) + (f" and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else "")
+    return f"; {len(names)} pair(s) written under {out_dir}: {listed}"

@@ -21,6 +21,11 @@ from toolkit.errors import InputError
 
 PAD_MULTIPLE = 32
 INPUT_NAMES = ("left", "right")
+# The network's memory grows with its grid (the cost volume alone is H/4 x W/4 x max_disp/4 x 8
+# groups); 8192x8192 tried multi-GB allocations and died in the allocator. 4K UHD, padded, is
+# the largest grid a stereo camera delivers today.
+MAX_SIDE = 4096
+MAX_PIXELS = 2176 * 3840
 
 
 @dataclass(frozen=True)
@@ -77,9 +82,23 @@ def parse_size(text: str | None, option: str = "--size") -> tuple[int, int] | No
 
 
 def check_network_size(size: tuple[int, int], what: str) -> None:
+    """Positive multiples of 32, within ``MAX_SIDE`` and ``MAX_PIXELS``.
+
+    Raises:
+        InputError: naming ``what`` (the option) and the limit.
+    """
     h, w = size
     if h <= 0 or w <= 0 or h % PAD_MULTIPLE or w % PAD_MULTIPLE:
         raise InputError(f"{what}: height and width must be positive multiples of {PAD_MULTIPLE}, got {h}x{w}")
+    check_size_limit((h, w), what)
+
+
+def check_size_limit(size: tuple[int, int], what: str) -> None:
+    """Refuse a network grid larger than the limit, before anything allocates for it."""
+    h, w = size
+    if max(h, w) > MAX_SIDE or h * w > MAX_PIXELS:
+        raise InputError(f"{what}: {h}x{w} is larger than the network supports here; expected at most "
+                         f"{MAX_SIDE} px a side and {MAX_PIXELS:,} pixels (e.g. 2176x3840, 4K UHD padded)")
 
 
 def plan_geometry(source_hw: tuple[int, int], size: tuple[int, int] | None = None) -> Geometry:
@@ -93,6 +112,7 @@ def plan_geometry(source_hw: tuple[int, int], size: tuple[int, int] | None = Non
     if size is None:
         resized = (h, w)
         padded = (round_up(h), round_up(w))
+        check_size_limit(padded, f"image of {h}x{w} px (padded to the network grid; --size HxW resizes it)")
     else:
         check_network_size(size, "network size")
         scale = min(size[0] / h, size[1] / w)
@@ -136,12 +156,8 @@ def to_network(image: np.ndarray, geometry: Geometry) -> np.ndarray:
     return np.ascontiguousarray(image.transpose(2, 0, 1)[None].astype(np.float32))
 
 
-def prepare_pair(left: np.ndarray, right: np.ndarray, size: tuple[int, int] | None = None) -> PreparedPair:
-    """Turn a decoded stereo pair into the network feed dict.
-
-    Args:
-        left, right: decoded images (see ``as_rgb8`` for what is accepted).
-        size: fixed network size, or None to pad to the next multiple of 32.
+def check_pair(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both images as HxWx3 uint8 RGB (see ``as_rgb8``), checked to be one size.
 
     Raises:
         InputError: images of different sizes or unusable pixel formats.
@@ -152,6 +168,20 @@ def prepare_pair(left: np.ndarray, right: np.ndarray, size: tuple[int, int] | No
             f"left and right images differ in size: {left.shape[1]}x{left.shape[0]} vs "
             f"{right.shape[1]}x{right.shape[0]} (a rectified pair has one size)"
         )
+    return left, right
+
+
+def prepare_pair(left: np.ndarray, right: np.ndarray, size: tuple[int, int] | None = None) -> PreparedPair:
+    """Turn a decoded stereo pair into the network feed dict.
+
+    Args:
+        left, right: decoded images (see ``as_rgb8`` for what is accepted).
+        size: fixed network size, or None to pad to the next multiple of 32.
+
+    Raises:
+        InputError: images of different sizes or unusable pixel formats.
+    """
+    left, right = check_pair(left, right)
     geometry = plan_geometry(left.shape[:2], size)
     return PreparedPair({"left": to_network(left, geometry), "right": to_network(right, geometry)}, geometry)
 

@@ -34,6 +34,7 @@ import numpy as np
 from toolkit import onnx_meta, provenance
 from toolkit.calib_cache import DEFAULT_TRT_VERSION, cache_header, write_calibration_cache
 from toolkit.errors import CheckFailed, DependencyError, InputError, ModelError
+from toolkit.outputs import check_output_file
 from toolkit.quantize_data import CalibrationSplit, load_split
 from toolkit.quantize_eval import (Budget, Evaluator, describe, layer_groups, measure_speed, rank_sensitivity,
                                    search_budget)
@@ -163,6 +164,11 @@ def quantize_onnx(
     if out.suffix.lower() != ".onnx" or out.resolve() == fp32_path.resolve():
         raise InputError(f"--out {out}: expected a new .onnx path, not the input model")
     cache_path = None if target != "trt" else Path(cache) if cache else calibration_cache_path(out)
+    # Before calibration, which takes minutes: an impossible output must fail now.
+    check_output_file(out, "--out", suffixes=(".onnx",), inputs=[fp32_path])
+    check_output_file(error_map_path(out), "--out", inputs=[fp32_path])
+    if cache_path is not None:
+        check_output_file(cache_path, "--cache", inputs=[fp32_path, out])
     if n_calib is not None and n_calib < 1 or holdout is not None and holdout < 1:
         raise InputError(f"--n-calib {n_calib} / --holdout {holdout}: expected at least 1 pair each")
     size = network_size(metadata)

@@ -73,6 +73,9 @@ def resolve_pairs(calibration, n_calib: int | None, holdout: int | None,
         path = Path(calibration)
         if path.suffix.lower() == ".json":
             return from_manifest(path, n_calib, holdout)
+        if path.is_file():
+            raise InputError(f"--calibration {path}: is a file but not a calibration manifest; expected a "
+                             "manifest .json, an InStereo2K root or a folder of stereo pairs")
         if not path.is_dir():
             raise InputError(f"--calibration {path}: no such manifest or folder")
         n_calib = DEFAULT_N_CALIB if n_calib is None else n_calib

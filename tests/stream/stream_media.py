@@ -11,6 +11,7 @@ from toolkit.data import io
 from toolkit.data.synthetic import make_scene
 
 HEIGHT, WIDTH, MAX_DISP = 64, 96, 24
+SGBM_RANGE = 32  # what SGBM searches for these scenes: MAX_DISP rounded up to OpenCV's multiple of 16
 
 
 def scenes(count: int, height: int = HEIGHT, width: int = WIDTH) -> list:

@@ -78,7 +78,7 @@ def test_run_with_a_calibration_shows_depth(tmp_path):
     (["--source", "63", "--rectified", "--backend", "trt"], "give --model"),
     (["--source", "63", "--rectified", "--backend", "sgbm", "--depth"], "--depth needs --calibration"),
     (["--source", "63", "--rectified", "--backend", "sgbm", "--range", "5,1"], "--range '5,1': LOW must be below HIGH"),
-    (["--source", "63", "--rectified", "--backend", "sgbm", "--save", "x.gif"], "unsupported video suffix '.gif'"),
+    (["--source", "63", "--rectified", "--backend", "sgbm", "--save", "x.gif"], "--save x.gif: expected a file ending in .avi, .m4v"),
     (["--source", "63", "--calibration", "none.yaml", "--backend", "sgbm"], "--calibration none.yaml: no such file"),
     (["--source", "63", "--rectified", "--backend", "sgbm", "--fourcc", "MJPEG"], "--fourcc 'MJPEG': expected four"),
     (["--source", "63", "--rectified", "--backend", "sgbm", "--camera-size", "720p"], "--camera-size '720p'"),

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from stream_media import HEIGHT, MAX_DISP, WIDTH, count_frames, pair_folder, scenes, side_by_side_video, two_videos
+from stream_media import HEIGHT, SGBM_RANGE, WIDTH, count_frames, pair_folder, scenes, side_by_side_video, two_videos
 from toolkit.backends.base import Runner
 from toolkit.backends.sgbm import SGBMRunner
 from toolkit.errors import InputError, ModelError
@@ -35,7 +35,7 @@ class Collect:
 
 
 def sgbm() -> SGBMRunner:
-    return SGBMRunner(max_disp=MAX_DISP)
+    return SGBMRunner(max_disp=SGBM_RANGE)
 
 
 def test_every_frame_mode_loses_nothing_on_a_side_by_side_video(tmp_path):
@@ -163,7 +163,7 @@ class ThreadRecordingRunner(SGBMRunner):
 
 def test_an_inactive_runner_lives_on_one_thread(tmp_path):
     video = side_by_side_video(tmp_path / "sbs.mp4", 2)
-    runner = ThreadRecordingRunner(max_disp=MAX_DISP)
+    runner = ThreadRecordingRunner(max_disp=SGBM_RANGE)
     run_stream(sources.open_source([str(video)]), runner)
     assert len(set(runner.threads.values())) == 1
     assert runner.threads["infer"] != threading.get_ident()

@@ -60,7 +60,7 @@ def test_loop_output_reaches_a_browser_client(tmp_path):
     video = side_by_side_video(tmp_path / "sbs.mp4", 2)
     server = MjpegServer(0).start()
     try:
-        run_stream(sources.open_source([str(video)]), SGBMRunner(max_disp=24), StreamOptions(), [_KeepOpen(server)])
+        run_stream(sources.open_source([str(video)]), SGBMRunner(max_disp=32), StreamOptions(), [_KeepOpen(server)])
         jpeg = first_jpeg_from_stream(server.url + "stream.mjpg")
         assert cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).shape[0] == 64
     finally:

@@ -48,7 +48,7 @@ def test_profile_for_a_static_onnx_is_refused(tmp_path):
 
 @pytest.mark.parametrize("fields, message", [
     ({"precision": "int4"}, "--precision 'int4'"),
-    ({"out": "engines/m.trt"}, "ends in .engine or .plan"),
+    ({"out": "engines/m.trt"}, "ending in .engine or .plan"),
     ({"workspace_mb": 0}, "--workspace 0"),
     ({"opt_level": 7}, "--opt-level 7"),
     ({"calib_cache": "missing.cache"}, "no such file, and no --calibration"),

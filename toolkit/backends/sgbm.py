@@ -82,7 +82,7 @@ class SGBMRunner(Runner):
     """OpenCV StereoSGBM behind the common runner interface.
 
     Args:
-        max_disp: largest disparity searched (rounded up to a multiple of 16).
+        max_disp: disparities searched, a multiple of 16.
         block_size: odd matching window size.
         lr_threshold: left-right check threshold in pixels; None turns the check off
             (then every matched pixel counts as valid).
@@ -100,8 +100,9 @@ class SGBMRunner(Runner):
     def __init__(self, max_disp: int = SGBM_MAX_DISP, block_size: int = BLOCK_SIZE,
                  lr_threshold: float | None = SGBM_LR_THRESHOLD, size: tuple[int, int] | None = None) -> None:
         super().__init__()
-        if max_disp < 1:
-            raise InputError(f"--max-disp {max_disp}: expected a positive disparity range")
+        if max_disp < 16 or max_disp % 16:
+            raise InputError(f"--max-disp {max_disp}: SGBM searches a multiple of 16 disparities (OpenCV's "
+                             "requirement); expected 16, 32, 48 ...")
         if block_size < 1 or block_size % 2 == 0:
             raise InputError(f"SGBM block size {block_size}: expected an odd number >= 1")
         self.max_disp = int(max_disp)

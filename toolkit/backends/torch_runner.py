@@ -174,6 +174,9 @@ class TorchRunner(Runner):
                              "add --device cuda")
         if cuda_graph and size is None:
             raise InputError("--cuda-graph needs --size HxW: a CUDA graph is captured at one network size")
+        if max_disp is not None and (max_disp < 32 or max_disp % 32):
+            raise InputError(f"--max-disp {max_disp}: expected a multiple of 32 (the cost volume's max_disp/4 "
+                             "planes go through three stride-2 steps)")
         self.source = checkpoint_or_model
         self.iters = iters
         self.max_disp = max_disp

@@ -235,10 +235,12 @@ def run_bench(config: BenchConfig, out_dir: str | Path, progress: Progress | Non
     from toolkit import provenance
     from toolkit.bench import report as report_writer
     from toolkit.bench.environment import environment, load_average
+    from toolkit.outputs import check_output_dir
 
     load_at_start = load_average()
     say = progress or (lambda message: None)
     config.validate()
+    check_output_dir(out_dir, "--out", inputs=[*(m for m in config.models if Path(m).exists()), config.data])
     infos = models.describe_models(config.models)
     models.check_rows(infos, config.device, config.threads, config.size)
     notes = []

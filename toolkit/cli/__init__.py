@@ -55,6 +55,10 @@ class StereoGroup(click.Group):
             return super().invoke(ctx)
         except StereoTrtError as exc:
             raise UserError(str(exc)) from None
+        except click.BadParameter as exc:
+            # click shows a bad value with the usage and a hint around it: four lines where our
+            # promise is one naming the option ("Invalid value for '--fps': 0.0 is not in the range ...").
+            raise UserError(exc.format_message()) from None
 
 
 @click.group(cls=StereoGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -30,10 +30,15 @@ def command(checkpoint, out, size_text, dynamic_text, iters, max_disp, opset, fp
 
     Example: stereo-trt export weights/student.pth --size 480x640 --iters 8
     """
+    from toolkit.errors import InputError
     from toolkit.export import export_onnx, parse_dynamic
     from toolkit.paths import resolve_checkpoint
     from toolkit.preprocess import parse_size
 
+    size_given = click.get_current_context().get_parameter_source("size_text") != click.core.ParameterSource.DEFAULT
+    if dynamic_text and size_given:
+        raise InputError(f"--size {size_text} and --dynamic exclude each other: a dynamic export takes its sizes "
+                         "from MIN:OPT:MAX; drop --size")
     size = parse_size(size_text)
     dynamic = parse_dynamic(dynamic_text)
     lint_trt = None if trt.lower() == "none" else trt

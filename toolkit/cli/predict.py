@@ -6,7 +6,8 @@ import click
 @click.option("--checkpoint", "--model", "model", type=click.Path(dir_okay=False),
               help="Student checkpoint (.pth), or an exported .onnx / TensorRT engine. Default: the built-in student.")
 @click.option("--iters", type=click.IntRange(1, 64), help="GRU iterations (checkpoints only; ONNX/engines have theirs baked in).")
-@click.option("--max-disp", type=click.IntRange(16, 768), help="Maximum disparity in px, a multiple of 16 (checkpoints only).")
+@click.option("--max-disp", type=click.IntRange(32, 768),
+              help="Maximum disparity in px, a multiple of 32 from 32 to 768 (checkpoints only).")
 @click.option("--size", "size_text", metavar="HxW", help="Fixed network size (multiples of 32). Default: pad each image to a multiple of 32.")
 @click.option("--device", metavar="cpu|cuda|cuda:N",
               help="Where checkpoints (PyTorch) and .onnx models (ONNX Runtime) run.  [default: cpu; engines: cuda]")
@@ -44,12 +45,14 @@ def command(inputs, model, iters, max_disp, size_text, device, precision, focal,
     Example: stereo-trt predict --ply --max-depth 3 --out outputs/motorcycle
     """
     from toolkit import predict
-    from toolkit.backends import RunnerSpec, open_runner
+    from toolkit.backends import RunnerSpec, check_spec, open_runner
     from toolkit.device import parse_device
     from toolkit.errors import InputError
+    from toolkit.outputs import check_output_dir
     from toolkit.paths import resolve_checkpoint
     from toolkit.preprocess import parse_size
 
+    # Everything that can be checked is checked before the model loads or the first file is written.
     cloud = predict.cloud_options(bool(inputs), focal, baseline, cx, cy, doffs, min_depth, max_depth) if ply else None
     if not ply and (min_depth is not None or max_depth is not None):
         raise InputError("--min-depth/--max-depth apply to --ply point clouds")
@@ -57,12 +60,15 @@ def command(inputs, model, iters, max_disp, size_text, device, precision, focal,
         focal, baseline = cloud.focal_px, cloud.baseline_m
         doffs = cloud.doffs
         click.echo(f"built-in pair: focal {focal} px, baseline {baseline} m, doffs {doffs} px")
+    predict.check_options(focal, baseline, min_confidence)
+    size = parse_size(size_text)
     spec = RunnerSpec(model=str(resolve_checkpoint(model)), device=parse_device(device) if device else None,
-                      precision=precision, size=parse_size(size_text), iters=iters, max_disp=max_disp,
-                      lr_check=lr_check)
-    runner = open_runner(spec)
-    named_pairs = _named_pairs(inputs)
-    with runner:
+                      precision=precision, size=size, iters=iters, max_disp=max_disp, lr_check=lr_check)
+    check_spec(spec)  # the device, before any pair is read
+    stereo_pairs = _stereo_pairs(inputs)
+    check_output_dir(out_dir, "--out")
+    named_pairs = _named_pairs(stereo_pairs, size, out_dir)
+    with open_runner(spec) as runner:
         outputs = predict.predict_pairs(
             runner, named_pairs, out_dir, focal, baseline, min_confidence=min_confidence, doffs=doffs, cloud=cloud,
             on_pair=lambda o: click.echo(f"{o.name}: {o.infer_ms:.0f} ms -> {o.files[0].parent}/{o.name}_disp.*"),
@@ -70,13 +76,20 @@ def command(inputs, model, iters, max_disp, size_text, device, precision, focal,
     click.echo(f"{len(outputs)} pair(s) written under {out_dir}")
 
 
-def _named_pairs(inputs):
-    from toolkit import predict
+def _stereo_pairs(inputs) -> list:
+    """The pairs INPUTS names (none for the built-in pair)."""
     from toolkit.data import pairs
 
-    if not inputs:
+    return list(pairs.discover_pairs(list(inputs))) if inputs else []
+
+
+def _named_pairs(stereo_pairs, size, out_dir):
+    from toolkit import predict
+
+    if not stereo_pairs:
         from toolkit.data.builtin import builtin_pair
 
         left, right, _, _ = builtin_pair()
         return [("motorcycle", left, right)]
-    return predict.read_pairs(pairs.discover_pairs(list(inputs)))
+    predict.check_pairs(stereo_pairs, size, out_dir)
+    return predict.read_pairs(stereo_pairs)

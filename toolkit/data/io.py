@@ -16,6 +16,7 @@ import numpy as np
 
 from toolkit.errors import InputError
 from toolkit.provenance import atomic_path
+from toolkit.quiet import native_quiet
 
 KITTI_SCALE = 256.0
 INSTEREO2K_SCALE = 100.0
@@ -26,12 +27,10 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     """Decode an image file as stored (8/16-bit, gray/RGB/RGBA), channels in RGB order.
 
     Raises:
-        InputError: the file is missing or OpenCV cannot decode it.
+        InputError: the file is missing, empty, unreadable or OpenCV cannot decode it.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such image file")
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    image = _decode(path, "image")
     if image is None:
         raise InputError(f"{path}: not a readable image (expected PNG, JPEG, BMP, TIFF, PPM or WebP)")
     if image.ndim == 3 and image.shape[2] == 3:
@@ -39,6 +38,27 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     elif image.ndim == 3 and image.shape[2] == 4:
         image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
     return image
+
+
+def _decode(path: Path, what: str) -> np.ndarray | None:
+    """The file's bytes decoded by OpenCV as stored, or None when they are not an image.
+
+    Python reads the bytes (so any path, unicode included, works and OS errors name the file);
+    OpenCV and libpng/libjpeg decode them without their own log lines.
+    """
+    if not path.is_file():
+        raise InputError(f"{path}: no such {what} file")
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
+    if data.size == 0:
+        raise InputError(f"{path}: the {what} file is empty (0 bytes)")
+    with native_quiet():
+        try:
+            return cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+        except cv2.error:
+            return None
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
@@ -115,9 +135,7 @@ def read_disparity(path: str | os.PathLike, scale: float = KITTI_SCALE) -> tuple
         disparity = read_pfm(path)
         valid = np.isfinite(disparity)
         return np.where(valid, disparity, 0).astype(np.float32), valid
-    if not path.is_file():
-        raise InputError(f"{path}: no such disparity file")
-    encoded = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    encoded = _decode(path, "disparity")
     if encoded is None or encoded.ndim != 2 or encoded.dtype != np.uint16:
         raise InputError(f"{path}: expected a single-channel 16-bit disparity PNG")
     valid = encoded > 0

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from toolkit.errors import InputError
+from toolkit.outputs import check_output_file
 from toolkit.ros import bag
 from toolkit.stream import clouds, display, loop, sources
 from toolkit.stream.rectify import DepthConverter, Rectifier, load_calibration
@@ -241,6 +242,11 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> loop.Summary:
     Raises:
         StereoTrtError: a bad option, a source that does not open, a model that does not load.
     """
+    if config.save:
+        from toolkit.stream.record import FOURCC_BY_SUFFIX
+
+        check_output_file(config.save, "--save", suffixes=sorted(FOURCC_BY_SUFFIX),
+                          inputs=[*config.sources, config.model, config.calibration])
     camera_size = parse_camera_size(config.camera_size)
     value_range = parse_range(config.range_text)
     clouds.check_outputs(config)

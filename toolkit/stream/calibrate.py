@@ -14,6 +14,7 @@ and as squares for ChArUco (OpenCV's own convention for each).
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,10 +26,13 @@ import numpy as np
 from toolkit import provenance
 from toolkit.data import io
 from toolkit.errors import CheckFailed, DependencyError, InputError
+from toolkit.outputs import check_output_file
+from toolkit.preprocess import as_rgb8
 from toolkit.stream import sources
-from toolkit.stream.rectify import Rectifier, StereoCalibration, save_calibration
+from toolkit.stream.rectify import CALIBRATION_SUFFIXES, Rectifier, StereoCalibration, save_calibration
 
 MIN_VIEWS = 5
+PREVIEW_SUFFIXES = tuple(s for s in io.IMAGE_SUFFIXES if s != ".pgm")  # .pgm holds gray only
 MIN_CHARUCO_CORNERS = 6
 SUBPIX_CRITERIA = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 50, 1e-4)
 CHESSBOARD_FLAGS = cv2.CALIB_CB_ADAPTIVE_THRESH | cv2.CALIB_CB_NORMALIZE_IMAGE | cv2.CALIB_CB_FAST_CHECK
@@ -231,7 +235,7 @@ def read_board_pairs(texts: Sequence[str], every: int = 1) -> Iterator[tuple[str
 
     Args:
         texts: one folder or video (side-by-side), or two videos (left, right).
-        every: from videos, take one frame in ``every``.
+        every: from videos, take one frame in ``every`` (a folder's pairs are all taken).
 
     Raises:
         InputError: a live camera (record a video of the board first), missing paths.
@@ -242,12 +246,16 @@ def read_board_pairs(texts: Sequence[str], every: int = 1) -> Iterator[tuple[str
         raise InputError(f"calibrate-camera: {live[0]} is a live source; record a video or image pairs of the "
                          "board first and calibrate from those")
     with sources.open_source(texts) as source:
+        # Image pairs are chosen views already; thinning applies to video frames only.
+        step = 1 if isinstance(source, sources.FolderSource) else every
         while True:
             frame = source.read()
             if frame is None:
                 return
-            if frame.index % every == 0:
-                yield _pair_name(source, frame.index), frame.left, frame.right
+            if frame.index % step == 0:
+                name = _pair_name(source, frame.index)
+                # Mono stereo cameras deliver grayscale (or 16-bit) boards: one 8-bit RGB form for detection and preview.
+                yield name, as_rgb8(frame.left, f"{name} left"), as_rgb8(frame.right, f"{name} right")
 
 
 def _pair_name(source: sources.StereoSource, index: int) -> str:
@@ -309,22 +317,32 @@ def calibrate_camera(texts: Sequence[str], board: Board, out: str | Path, previe
     Returns:
         The calibration result (also written to ``out``).
     """
+    check_output_file(out, "--out", suffixes=CALIBRATION_SUFFIXES, inputs=texts)
+    if preview is not None:
+        check_output_file(preview, "--preview", suffixes=PREVIEW_SUFFIXES, inputs=[*texts, out])
     detector = BoardDetector(board)
     views, size, read = detect_views(read_board_pairs(texts, every), detector, max_views)
     result = calibrate_stereo(views, size, board, max_view_rms)
     result.pairs_read = read
     calibration = result.calibration
     rectifier = Rectifier(calibration, alpha)
-    save_calibration(out, calibration)
-    provenance.write_json(provenance.sidecar_path(out), provenance.record(
-        artifact="stereo calibration", sources=list(texts), board=board.__dict__, image_size=list(size),
-        pairs_read=read, views_found=len(views), views_used=result.used, max_view_rms=max_view_rms,
-        rms=calibration.rms, left_rms=result.left_rms, right_rms=result.right_rms, baseline=calibration.baseline,
-        units=calibration.units, per_view=[e.__dict__ for e in result.views]))
+    image = None
     if preview is not None:
         first = next(v.name for v in views if v.name in {e.name for e in result.views if not e.rejected})
-        left, right = _find_pair(texts, every, first)
-        io.write_image(preview, draw_preview(rectifier, left, right))
+        image = draw_preview(rectifier, *_find_pair(texts, every, first))
+    sidecar = provenance.sidecar_path(out)
+    # All or nothing: the three files are renamed into place only once all three are written.
+    with contextlib.ExitStack() as stack:
+        tmp_out = stack.enter_context(provenance.atomic_path(out))
+        tmp_sidecar = stack.enter_context(provenance.atomic_path(sidecar))
+        if image is not None:
+            io.write_image(stack.enter_context(provenance.atomic_path(preview)), image)
+        save_calibration(tmp_out, calibration)
+        provenance.write_json(tmp_sidecar, provenance.record(
+            artifact="stereo calibration", sources=list(texts), board=board.__dict__, image_size=list(size),
+            pairs_read=read, views_found=len(views), views_used=result.used, max_view_rms=max_view_rms,
+            rms=calibration.rms, left_rms=result.left_rms, right_rms=result.right_rms, baseline=calibration.baseline,
+            units=calibration.units, per_view=[e.__dict__ for e in result.views]))
     return result
 
 

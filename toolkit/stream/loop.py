@@ -19,6 +19,7 @@ every exit path, Ctrl-C included, so a recording is always finalised.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import signal
 import threading
@@ -37,6 +38,11 @@ from toolkit.stream.sources import StereoFrame, StereoSource
 
 POLL_S = 0.1
 JOIN_S = 10.0
+RECENT_FRAMES = 30  # the on-screen FPS follows the last second or so
+LATENCY_WINDOW = 10_000  # p99 over the last 10,000 frames: about 80 KB, minutes of a live run
+# The first frames leave the pipeline back to back (each stage held one), so a rate over a
+# handful of them is noise: 3 frames once gave "1572 FPS".
+MIN_FPS_INTERVALS = 5
 
 
 @dataclass
@@ -81,8 +87,10 @@ class Summary:
         frames_captured: pairs read from the source.
         frames_processed: pairs inferred and presented.
         frames_dropped: pairs replaced in the capture hand-over before being taken (live sources).
-        latency_ms_mean, latency_ms_p99: capture to presented, after the warm-up frames.
-        fps: presented frames per second, after the warm-up frames.
+        latency_ms_mean, latency_ms_p99: capture to presented, after the warm-up frames (p99 over
+            the last ``LATENCY_WINDOW`` of them).
+        fps: presented frames per second after the warm-up frames; NaN when fewer than
+            ``MIN_FPS_INTERVALS`` + 1 frames were timed.
         stage_ms: mean time per frame in each stage ("prepare", "infer", "present").
         wall_s: total run time, model loading excluded.
         stop_reason: "end of source", "max frames", "quit", "interrupted" or "error".
@@ -104,9 +112,10 @@ class Summary:
     def text(self) -> str:
         """A short human summary, a few lines."""
         stages = ", ".join(f"{k} {v:.1f}" for k, v in self.stage_ms.items())
+        rate = "FPS not measured (too few frames)" if np.isnan(self.fps) else f"{self.fps:.2f} FPS"
         return (f"{self.stop_reason}: {self.frames_processed} frames processed of {self.frames_captured} captured, "
                 f"{self.frames_dropped} dropped, in {self.wall_s:.1f} s\n"
-                f"{self.backend}: {self.fps:.2f} FPS, capture-to-display latency mean {self.latency_ms_mean:.1f} ms, "
+                f"{self.backend}: {rate}, capture-to-display latency mean {self.latency_ms_mean:.1f} ms, "
                 f"p99 {self.latency_ms_p99:.1f} ms (per-stage ms: {stages})")
 
 
@@ -123,34 +132,68 @@ class _Work:
 
 
 class _Stats:
-    """Per-frame timings, kept in lists (a run is thousands of frames, not millions)."""
+    """Rolling per-frame statistics in fixed memory, whatever the run's length (a live loop runs for days).
 
-    def __init__(self) -> None:
-        self.latency_ms: list[float] = []
-        self.done_at: list[float] = []
-        self.stage: dict[str, list[float]] = {"prepare": [], "infer": [], "present": []}
+    Means and the FPS span are running sums; the p99 latency is over the last
+    ``LATENCY_WINDOW`` frames; the on-screen FPS over the last ``RECENT_FRAMES`` frames.
+    The first ``warmup`` frames are left out of the summary, unless the run is hardly longer.
+    """
+
+    def __init__(self, warmup: int = 0) -> None:
+        self.warmup = warmup
+        self.frames = 0
+        self.last_latency_ms: float | None = None
+        self.recent_done = collections.deque(maxlen=RECENT_FRAMES)
+        self.latency_window = collections.deque(maxlen=LATENCY_WINDOW)
+        self.latency_sum = 0.0
+        self.stage_sum = {"prepare": 0.0, "infer": 0.0, "present": 0.0}
+        self.counted = 0
+        self.first_done: float | None = None
+        self.last_done: float | None = None
+        self.warm: list[tuple[float, dict]] = []
 
     def add(self, work: _Work, present_ms: float, now: float) -> None:
-        self.latency_ms.append((now - work.frame.captured) * 1000.0)
-        self.done_at.append(now)
-        self.stage["prepare"].append(work.prepare_ms)
-        self.stage["infer"].append(work.infer_ms)
-        self.stage["present"].append(present_ms)
+        latency_ms = (now - work.frame.captured) * 1000.0
+        self.frames += 1
+        self.last_latency_ms = latency_ms
+        self.recent_done.append(now)
+        stages = {"prepare": work.prepare_ms, "infer": work.infer_ms, "present": present_ms}
+        if self.frames <= self.warmup:
+            self.warm.append((latency_ms, stages))  # at most `warmup` entries
+            return
+        self._count(latency_ms, stages)
+        if self.first_done is None:
+            self.first_done = now
+        self.last_done = now
 
-    def recent_fps(self, window: int = 30) -> float:
-        times = self.done_at[-window:]
+    def _count(self, latency_ms: float, stages: dict) -> None:
+        self.counted += 1
+        self.latency_sum += latency_ms
+        self.latency_window.append(latency_ms)
+        for name, ms in stages.items():
+            self.stage_sum[name] += ms
+
+    def recent_fps(self) -> float:
+        times = self.recent_done
         return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
 
-    def fill(self, summary: Summary, warmup: int) -> None:
-        skip = warmup if len(self.latency_ms) > warmup + 1 else 0
-        latency = np.asarray(self.latency_ms[skip:], dtype=np.float64)
-        if latency.size:
-            summary.latency_ms_mean = float(latency.mean())
-            summary.latency_ms_p99 = float(np.percentile(latency, 99))
-        times = self.done_at[skip:]
-        if len(times) > 1 and times[-1] > times[0]:
-            summary.fps = (len(times) - 1) / (times[-1] - times[0])
-        summary.stage_ms = {k: float(np.mean(v[skip:])) for k, v in self.stage.items() if v[skip:]}
+    def fps(self) -> float:
+        """Frames per second after the warm-up, or NaN over too few frames to mean anything."""
+        if self.first_done is None or self.counted - 1 < MIN_FPS_INTERVALS:
+            return float("nan")
+        span = self.last_done - self.first_done
+        return (self.counted - 1) / span if span > 0 else float("nan")
+
+    def fill(self, summary: Summary) -> None:
+        if self.counted < 2:
+            # A run about as short as its warm-up: its latency and stage times are all there is.
+            for latency_ms, stages in self.warm:
+                self._count(latency_ms, stages)
+        if self.counted:
+            summary.latency_ms_mean = self.latency_sum / self.counted
+            summary.latency_ms_p99 = float(np.percentile(np.fromiter(self.latency_window, np.float64), 99))
+            summary.stage_ms = {k: v / self.counted for k, v in self.stage_sum.items()}
+        summary.fps = self.fps()
 
 
 class _Pipeline:
@@ -375,7 +418,7 @@ def run_stream(source: StereoSource, runner: Runner, options: StreamOptions | No
     pipeline = _Pipeline(source, runner, options)
     presenter = _Presenter(runner, options, sinks)
     summary = Summary(backend=f"{runner.name} {runner.precision}")
-    stats = _Stats()
+    stats = _Stats(options.warmup_frames)
     started = time.perf_counter()
     try:
         _await_runner(pipeline)
@@ -403,7 +446,7 @@ def run_stream(source: StereoSource, runner: Runner, options: StreamOptions | No
     summary.frames_captured = pipeline.captured
     summary.frames_dropped = pipeline.captured_buffer.dropped
     summary.buffer_high_water = pipeline.captured_buffer.high_water
-    stats.fill(summary, options.warmup_frames)
+    stats.fill(summary)
     return summary
 
 
@@ -442,7 +485,7 @@ def _present_loop(pipeline: _Pipeline, presenter: _Presenter, stats: _Stats, sum
 
 
 def _status_lines(backend: str, stats: _Stats, pipeline: _Pipeline, work: _Work) -> list[str]:
-    latency = f"{stats.latency_ms[-1]:.0f}" if stats.latency_ms else "--"
+    latency = "--" if stats.last_latency_ms is None else f"{stats.last_latency_ms:.0f}"
     return [
         backend,
         f"{stats.recent_fps():.1f} FPS",

@@ -56,6 +56,8 @@ class VideoRecorder:
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".partial{self.path.suffix}",
                                    dir=self.path.parent)
         os.close(fd)
+        # mkstemp creates 0600; the recording gets the permissions any other new file would.
+        os.chmod(tmp, 0o666 & ~provenance.current_umask())
         self.tmp, self.size = Path(tmp), size
         fps = self.fps_source() if callable(self.fps_source) else self.fps_source
         self.fps = float(fps) if fps and fps > 0 else 30.0

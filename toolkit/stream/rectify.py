@@ -22,7 +22,10 @@ import numpy as np
 
 from toolkit.errors import InputError
 from toolkit.provenance import atomic_path
+from toolkit.quiet import opencv_reason
 
+# Coefficient counts of OpenCV's distortion models (k1 k2 p1 p2 [k3 [k4 k5 k6 [s1..s4 [tx ty]]]]).
+DISTORTION_SIZES = (4, 5, 8, 12, 14)
 # Names accepted for each field, first one is what this toolkit writes.
 MATRIX_NAMES = {
     "K1": ("K1", "M1", "cameraMatrix1", "camera_matrix_left"),
@@ -133,6 +136,13 @@ def _calibration_from_fields(path: Path, fields: dict) -> StereoCalibration:
             raise InputError(f"--calibration {path}: {name} has shape {values[name].shape}, expected {shape}")
     if values["T"].size != 3:
         raise InputError(f"--calibration {path}: T has {values['T'].size} values, expected 3")
+    for name in ("D1", "D2"):
+        if values[name].size not in DISTORTION_SIZES:
+            raise InputError(f"--calibration {path}: {name} has {values[name].size} coefficients, expected "
+                             f"{', '.join(map(str, DISTORTION_SIZES))} (OpenCV's distortion models)")
+    for name, value in values.items():
+        if not np.all(np.isfinite(value)):
+            raise InputError(f"--calibration {path}: {name} holds non-finite values")
     values["T"] = values["T"].reshape(3, 1)
     values["D1"], values["D2"] = values["D1"].reshape(1, -1), values["D2"].reshape(1, -1)
     rms = fields.get("rms")
@@ -145,11 +155,21 @@ def _image_size(path: Path, fields: dict) -> tuple[int, int]:
         if key in fields:
             size = np.asarray(fields[key]).ravel()
             if size.size == 2:
-                return int(size[0]), int(size[1])
+                return _positive_size(path, size[0], size[1])
     if "image_width" in fields and "image_height" in fields:
-        return int(fields["image_width"]), int(fields["image_height"])
+        return _positive_size(path, fields["image_width"], fields["image_height"])
     raise InputError(f"--calibration {path}: no image size (expected image_width and image_height, "
                      "or image_size: [width, height])")
+
+
+def _positive_size(path: Path, width, height) -> tuple[int, int]:
+    try:
+        size = int(float(width)), int(float(height))
+    except (TypeError, ValueError):
+        size = (0, 0)
+    if min(size) < 1 or max(size) > 65535:
+        raise InputError(f"--calibration {path}: image size {width}x{height}, expected positive whole numbers of px")
+    return size
 
 
 def save_calibration(path: str | Path, calib: StereoCalibration) -> Path:
@@ -196,9 +216,12 @@ class Rectifier:
         self.calib = calib
         self.alpha = alpha
         size = tuple(int(v) for v in calib.image_size)
-        R1, R2, P1, P2, Q, _, _ = cv2.stereoRectify(
-            calib.K1, calib.D1, calib.K2, calib.D2, size, calib.R, calib.T,
-            flags=cv2.CALIB_ZERO_DISPARITY, alpha=alpha)
+        try:
+            R1, R2, P1, P2, Q, _, _ = cv2.stereoRectify(
+                calib.K1, calib.D1, calib.K2, calib.D2, size, calib.R, calib.T,
+                flags=cv2.CALIB_ZERO_DISPARITY, alpha=alpha)
+        except cv2.error as exc:
+            raise InputError(f"calibration: OpenCV cannot rectify with it ({opencv_reason(exc)})") from None
         self._check_layout(P2)
         self.R1, self.R2, self.P1, self.P2, self.Q = R1, R2, P1, P2, Q
         # Fixed-point maps: remap is about twice as fast with CV_16SC2 than with float maps.

@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from toolkit.errors import DependencyError, InputError
+from toolkit.quiet import native_quiet
 
 LIVE_KINDS = ("camera", "csi", "gstreamer")
 RECONNECT_DELAYS_S = (0.5, 1.0, 2.0, 4.0)
@@ -206,7 +207,8 @@ class Capture:
         """
         if self.spec.kind in ("csi", "gstreamer"):
             require_gstreamer(self.spec)
-        self.cap = self._create()
+        with native_quiet():  # OpenCV/FFmpeg warnings around the one-line error below
+            self.cap = self._create()
         if not self.cap.isOpened():
             self.close()
             raise InputError(self._open_error())

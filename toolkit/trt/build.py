@@ -22,6 +22,7 @@ from typing import Callable, Iterator, Sequence
 from toolkit import calib_cache
 from toolkit.errors import CheckFailed, InputError, ModelError, StereoTrtError
 from toolkit.onnx_meta import read_stereo_metadata
+from toolkit.outputs import check_output_file
 from toolkit.preprocess import INPUT_NAMES, PAD_MULTIPLE, check_network_size, prepare_pair
 from toolkit.provenance import atomic_path, record, sha256_file, sidecar_path
 from toolkit.trt import cuda_mem
@@ -135,8 +136,12 @@ class BuildConfig:
             raise InputError(f"{self.onnx_path}: no such ONNX file; expected one written by `stereo-trt export`")
         if self.precision is not None and self.precision not in PRECISIONS:
             raise InputError(f"--precision {self.precision!r}: expected one of {', '.join(PRECISIONS)}")
-        if self.out is not None and Path(self.out).suffix.lower() not in ENGINE_SUFFIXES:
-            raise InputError(f"--out {self.out}: an engine file ends in .engine or .plan")
+        if self.out is not None:
+            check_output_file(self.out, "--out", suffixes=ENGINE_SUFFIXES, inputs=[self.onnx_path])
+        if self.timing_cache is not None and self.reuse_timing_cache:
+            check_output_file(self.timing_cache, "--timing-cache", inputs=[self.onnx_path, self.out])
+        if self.calib_cache is not None and self.calibration:
+            check_output_file(self.calib_cache, "--calib-cache", inputs=[self.onnx_path, self.out])
         if self.workspace_mb is not None and self.workspace_mb <= 0:
             raise InputError(f"--workspace {self.workspace_mb}: expected a positive number of MiB")
         if self.opt_level is not None and self.opt_level not in OPT_LEVELS:
