@@ -115,19 +115,3 @@ def test_the_gpu_line_runs(workspace):
     run(readme_commands("## Distillation")[-1] + ["--workers", "2"])
     _, _, info = load_student(workspace / "outputs/finetune_gpu/last.pth")
     assert info["meta"]["train"]["device"] == "cuda" and info["meta"]["step"] == 2
-
-
-def help_examples(command: str) -> list[list[str]]:
-    """The example command lines of ``stereo-trt COMMAND --help`` (from the docstring, before click wraps it)."""
-    text = main.get_command(None, command).help
-    lines = text.split("Example", 1)[1].splitlines()
-    return [shlex.split(line[line.index("stereo-trt "):])[1:] for line in lines if "stereo-trt " in line]
-
-
-@pytest.mark.slow
-def test_pseudo_label_and_train_help_examples_run(workspace):
-    examples = help_examples("pseudo-label") + help_examples("train")
-    assert [e[0] for e in examples] == ["pseudo-label", "train", "train"]
-    for args in examples:
-        run(args)
-    assert (workspace / "outputs/train/last.pth").is_file() and (workspace / "outputs/finetune/last.pth").is_file()

@@ -10,6 +10,13 @@ with the line quoted. Its values say how the line runs here:
   * a string: the line to run instead (the same command, paths and sizes substituted);
   * ``NEEDS_TENSORRT + line``: a TensorRT line; where TensorRT is not importable it must end
     in our one-line DependencyError (exit 2), elsewhere it must succeed;
+  * ``NEEDS_CUDA + line``: a line for a CUDA GPU; where PyTorch sees none it must end in our
+    one-line error pointing to ``stereo-trt doctor`` (exit 2), elsewhere it must succeed;
+  * ``NEEDS_RCLPY + line``: the ROS 2 node; without rclpy it must end in our one-line error,
+    with rclpy it is left to tests/ros/test_node.py (a live node runs until stopped);
+  * ``COVERED + "tests/FILE.py::TEST"``: a line whose test needs its own setting (a workflow
+    whose lines build on each other, a check of the output against ground truth); that test
+    runs the documented line as written, and this file checks that it exists;
   * ``SETUP + reason``: an installation or test-runner line (make, pip, pytest), not a
     stereo-trt command; the reason says where it is exercised.
 """
@@ -36,7 +43,11 @@ from stream_rig import make_rig, render_board_pairs  # noqa: E402
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 NEEDS_TENSORRT = "tensorrt:"
+NEEDS_CUDA = "cuda:"
+NEEDS_RCLPY = "rclpy:"
+COVERED = "covered:"
 SETUP = "setup:"
+DISTILLATION = COVERED + "tests/test_distillation_pipeline.py::test_pseudo_label_train_export_quantize_bench_through_the_cli"
 SMALL = "64x96"  # every 480x640 of the docs runs at this size ...
 SMALL_MODEL = f"rt_igev_student_{SMALL}_it1"  # ... and models are exported with 1 iteration instead of 8
 # Benchmarks: one timed pass at the small size, no per-row memory process (each imports PyTorch afresh).
@@ -81,6 +92,44 @@ LINES = {
     "stereo-trt doctor": "stereo-trt doctor",
     "pytest -m tensorrt tests/trt -v -rs": SETUP + "runs tests/trt, skipped with the reason where TensorRT is missing",
     ".venv/bin/python -m pytest -m soak": SETUP + "runs the soak test, tests/stream/test_stream_bounded.py",
+    # README: a GPU without TensorRT
+    "stereo-trt predict --device cuda --precision fp16":
+        NEEDS_CUDA + "stereo-trt predict --device cuda --precision fp16 --size 96x128 --out outputs/predict_gpu",
+    "stereo-trt run --source video.mp4 --rectified --model toolkit/weights/rt_igev_student.pth --device cuda "
+    "--precision fp16 --cuda-graph --size 480x640 --save out.mp4":
+        NEEDS_CUDA + f"stereo-trt run --source video.mp4 --rectified --model {{builtin}} --device cuda --precision fp16 "
+        f"--cuda-graph --size {SMALL} --save out_gpu.mp4",
+    "stereo-trt run --source video.mp4 --rectified --device cuda":
+        NEEDS_CUDA + f"stereo-trt run --source video.mp4 --rectified --device cuda --size {SMALL}",
+    "stereo-trt bench --model toolkit/weights/rt_igev_student.pth --model toolkit/weights/rt_igev_student.pth+fp16+graph "
+    "--model sgbm --device cuda --size 480x640 --data builtin":
+        NEEDS_CUDA + "stereo-trt bench --model {builtin} --model {builtin}+fp16+graph --model sgbm --device cuda "
+        f"--data builtin {QUICK_BENCH} --out outputs/bench_gpu",
+    "stereo-trt demo --device cuda": NEEDS_CUDA + "stereo-trt demo --device cuda --out outputs/demo_gpu",
+    # README: distillation (the lines build on each other: one test runs the block in order)
+    "stereo-trt pseudo-label data/unlabelled --teacher sgbm --max-disp 192 --out data/sgbm_labels":
+        "stereo-trt pseudo-label data/unlabelled --teacher sgbm --max-disp 192 --out data/sgbm_labels",
+    "stereo-trt train --data data/sgbm_labels --init toolkit/weights/rt_igev_student.pth --steps 2000 --crop 256x512 "
+    "--out outputs/finetune": DISTILLATION,
+    "stereo-trt export outputs/finetune/last.pth --size 480x640 --iters 8 --out engines/finetune_480x640_it8_fp32.onnx":
+        DISTILLATION,
+    "stereo-trt quantize engines/finetune_480x640_it8_fp32.onnx -c data/sgbm_labels": DISTILLATION,
+    "stereo-trt bench --model outputs/finetune/last.pth --model engines/finetune_480x640_it8_fp32.onnx "
+    "--model engines/finetune_480x640_it8_int8.onnx --data builtin": DISTILLATION,
+    "stereo-trt train --data data/sgbm_labels --init toolkit/weights/rt_igev_student.pth --device cuda --batch-size 8 "
+    "--crop 256x512 --train-iters 8 --minutes 30 --out outputs/finetune_gpu":
+        NEEDS_CUDA + f"stereo-trt train --data {{ws}}/InStereo2K --init {{builtin}} --device cuda --batch-size 2 "
+        f"--crop {SMALL} --train-iters 2 --steps 2 --out outputs/finetune_gpu",
+    # README: ROS 2 bags and point clouds (checked against the bag's and the pair's ground truth there)
+    "pip install -e '.[ros]'": SETUP + "installation of the ros extra; `make test` installs it through dev",
+    "stereo-trt run --source recording.mcap --backend sgbm --headless --record-bag depth.mcap":
+        COVERED + "tests/ros/test_record_bag.py::test_the_help_example_runs_end_to_end",
+    "stereo-trt predict --ply --max-depth 3 --out outputs/motorcycle":
+        COVERED + "tests/test_predict_ply.py::test_predict_ply_on_the_builtin_pair_matches_ground_truth_depth",
+    "stereo-trt ros2 --left-topic /left/image_rect --right-topic /right/image_rect --rectified "
+    "--model engines/student_fp16.engine":
+        NEEDS_RCLPY + "stereo-trt ros2 --left-topic /left/image_rect --right-topic /right/image_rect --rectified "
+        "--model engines/student_fp16.engine",
     # --help examples
     "stereo-trt predict left.png right.png --out outputs/": "stereo-trt predict left.png right.png --out outputs/",
     "stereo-trt predict left.png right.png --focal 721.5 --baseline 0.54 --out outputs/":
@@ -106,8 +155,8 @@ LINES = {
     "stereo-trt doctor --json > doctor.json": "stereo-trt doctor --json > doctor.json",
     "stereo-trt train --data synthetic --steps 3000 --crop 192x320 --out outputs/train":
         f"stereo-trt train --data synthetic --steps 2 --crop {SMALL} --out outputs/train",
-    "stereo-trt pseudo-label data/unlabelled --teacher sgbm --max-disp 192 --out data/sgbm_labels":
-        "stereo-trt pseudo-label data/unlabelled --teacher sgbm --max-disp 192 --out data/sgbm_labels",
+    "stereo-trt train --data data/sgbm_labels --init toolkit/weights/rt_igev_student.pth --out outputs/finetune":
+        f"stereo-trt train --data {{ws}}/InStereo2K --init {{builtin}} --steps 2 --crop {SMALL} --out outputs/finetune_help",
 }
 
 
@@ -140,14 +189,14 @@ def readme_lines() -> list[str]:
 
 
 def help_examples() -> list[str]:
-    """The ``Example:`` lines of the group's and every command's help."""
+    """The ``Example:`` / ``Examples:`` lines of the group's and every command's help."""
     texts = [main.help] + [importlib.import_module(f"toolkit.cli.{module}").command.help for module in COMMANDS.values()]
     examples = []
     for text in texts:
         lines = text.splitlines()
         for i, line in enumerate(lines):
-            if line.strip().startswith("Example:"):
-                rest = line.split("Example:", 1)[1].strip()
+            if re.match(r"Examples?:", line.strip()):
+                rest = line.split(":", 1)[1].strip()
                 block = [rest] if rest else []
                 for follow in lines[i + 1:]:
                     if not follow.strip():
@@ -236,25 +285,48 @@ def run_line(line: str, ws: Path, monkeypatch):
     return result
 
 
-RUNNABLE = [line for line in DOCUMENTED if line in LINES and not LINES[line].startswith(SETUP)]
+RUNNABLE = [line for line in DOCUMENTED if line in LINES and not LINES[line].startswith((SETUP, COVERED))]
+# where a line for another machine must fail here: (prefix, is that machine's part missing here, word in the error)
+ELSEWHERE = {
+    NEEDS_TENSORRT: (lambda: importlib.util.find_spec("tensorrt") is None, "TensorRT"),
+    NEEDS_CUDA: (lambda: not _cuda_usable(), "stereo-trt doctor"),
+    NEEDS_RCLPY: (lambda: importlib.util.find_spec("rclpy") is None, "rclpy"),
+}
+
+
+def _cuda_usable() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("documented", RUNNABLE, ids=[line[:100] for line in RUNNABLE])
 def test_documented_line_runs(documented, workspace, monkeypatch):
     how = LINES[documented]
-    tensorrt = how.startswith(NEEDS_TENSORRT)
-    result = run_line(how[len(NEEDS_TENSORRT):] if tensorrt else how, workspace, monkeypatch)
+    prefix = next((p for p in ELSEWHERE if how.startswith(p)), "")
+    missing, word = ELSEWHERE.get(prefix, (lambda: False, ""))
+    if prefix == NEEDS_RCLPY and not missing():
+        pytest.skip("rclpy is here: a live node runs until stopped; tests/ros/test_node.py runs it")
+    result = run_line(how[len(prefix):], workspace, monkeypatch)
     details = f"{documented}\n-> exit {result.exit_code}\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise AssertionError(details) from result.exception
-    if tensorrt and importlib.util.find_spec("tensorrt") is None:
+    if missing():
         assert result.exit_code == 2, details
-        assert "TensorRT" in result.stderr and len(result.stderr.strip().splitlines()) == 1, details
+        assert word in result.stderr and len(result.stderr.strip().splitlines()) == 1, details
         return
     assert result.exit_code == 0, details
     if documented.endswith("> doctor.json"):
         assert json.loads((workspace / "doctor.json").read_text())
+
+
+def test_covering_tests_exist():
+    root = Path(__file__).resolve().parents[1]
+    for line, how in LINES.items():
+        if how.startswith(COVERED):
+            path, _, name = how[len(COVERED):].partition("::")
+            assert f"def {name}(" in (root / path).read_text(), f"{line}: {how} names no test"
 
 
 def test_setup_lines_say_why_they_are_not_run():

@@ -33,26 +33,3 @@ def test_run_refuses_fp16_on_the_cpu_in_one_line(tmp_path):
                                        "--backend", "sgbm", "--precision", "fp16"])
     assert result.exit_code == 2 and "--precision applies to networks only" in result.output
     assert len(result.output.strip().splitlines()) == 1
-
-
-@pytest.mark.cuda
-def test_readme_gpu_lines(tmp_path, monkeypatch):
-    """The README's "GPU without TensorRT" lines, at a tiny size and on generated media."""
-    from toolkit.paths import BUILTIN_CHECKPOINT
-
-    monkeypatch.chdir(tmp_path)
-    video = side_by_side_video(tmp_path / "video.mp4", 3)
-    checkpoint = str(BUILTIN_CHECKPOINT)
-    lines = [
-        ["predict", "--device", "cuda", "--precision", "fp16", "--size", "96x128", "--out", "outputs/predict"],
-        ["run", "--source", str(video), "--rectified", "--headless", "--model", checkpoint, "--device", "cuda",
-         "--precision", "fp16", "--cuda-graph", "--size", "64x96", "--save", "out.mp4"],
-        ["run", "--source", str(video), "--rectified", "--headless", "--device", "cuda", "--size", "64x96"],
-        ["bench", "--model", checkpoint, "--model", checkpoint + "+fp16+graph", "--model", "sgbm",
-         "--device", "cuda", "--size", "64x96", "--data", "builtin", "--repeats", "1", "--no-memory",
-         "--out", "bench"],
-        ["demo", "--device", "cuda", "--frames", "2"],
-    ]
-    for line in lines:
-        result = CliRunner().invoke(main, line)
-        assert result.exit_code == 0, f"{line}: {result.output}"
