@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from interrupted_run import interrupt_run
 
 from ros_bags import BASELINE, FOCAL, read_bag, write_bag
 from toolkit import predict
@@ -199,35 +200,12 @@ def test_the_p_key_in_the_window_writes_a_cloud_of_the_next_frame(tmp_path, monk
 
 
 def test_ctrl_c_in_a_real_process_leaves_a_readable_bag(tmp_path):
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
     total = 600
     scene = write_bag(tmp_path / "long.mcap", frames=total, distinct=3)
     out = tmp_path / "interrupted.mcap"
-    command = [sys.executable, "-m", "toolkit", "run", "--source", str(scene.path), "--backend", "sgbm",
-               "--max-disp", "32", "--headless", "--status-every", "0", "--record-bag", str(out)]
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    repo = Path(__file__).resolve().parents[2]
-    process = subprocess.Popen(command, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        seen = 0
-        while seen < 5 and time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line:
-                break
-            seen += line.startswith("frame ")
-        assert seen == 5, "the run printed no status lines"
-        process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 0, output
+    returncode, output = interrupt_run(["--source", str(scene.path), "--backend", "sgbm", "--max-disp", "32",
+                                        "--headless", "--status-every", "0", "--record-bag", str(out)])
+    assert returncode == 0, output
     assert "interrupted:" in output
     bag = read_bag(out)
     counts = {len(v) for v in bag.values()}

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from interrupted_run import interrupt_run
 
 from stream_media import count_frames, side_by_side_video, write_video
 from stream_rig import make_rig, render_board_pairs
@@ -19,7 +15,6 @@ from toolkit.cli import main
 from toolkit.stream import sources
 from toolkit.stream.rectify import load_calibration, save_calibration
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 def invoke(*args):
@@ -138,27 +133,18 @@ def test_ctrl_c_mid_run_leaves_a_playable_video(tmp_path):
     total = 1500
     video = side_by_side_video(tmp_path / "long.mp4", 6, repeat=total // 6)
     out = tmp_path / "interrupted.mp4"
-    command = [sys.executable, "-m", "toolkit", "run", "--source", str(video), "--rectified", "--backend", "sgbm",
-               "--max-disp", "32", "--headless", "--status-every", "0", "--save", str(out)]
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        seen = 0
-        while seen < 5 and time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line:
-                break
-            seen += line.startswith("frame ")
-        assert seen == 5, "the run printed no status lines"
-        process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == 0, output
+    returncode, output = interrupt_run(["--source", str(video), "--rectified", "--backend", "sgbm", "--max-disp", "32",
+                                        "--headless", "--status-every", "0", "--save", str(out)])
+    assert returncode == 0, output
     assert "interrupted:" in output
     frames = count_frames(out)
     assert 0 < frames < total
     assert (tmp_path / "interrupted.mp4.json").is_file()
     assert not list(tmp_path.glob("*.partial*"))
+
+
+def test_a_missing_source_is_named_before_the_calibration_it_would_need(tmp_path):
+    # Without --rectified the missing calibration used to be reported, hiding the typo in --source.
+    result = CliRunner().invoke(main, ["run", "--source", str(tmp_path / "nothere.mcap"), "--backend", "sgbm"])
+    assert result.exit_code == 2
+    assert "nothere.mcap: no such file or folder" in result.output and "ROS 2 bag" in result.output

@@ -242,6 +242,8 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> loop.Summary:
     Raises:
         StereoTrtError: a bad option, a source that does not open, a model that does not load.
     """
+    for text in config.sources:
+        sources.parse_source(text)  # a missing file is named before any option that depends on it
     if config.save:
         from toolkit.stream.record import FOURCC_BY_SUFFIX
 

@@ -111,7 +111,7 @@ def parse_source(text: str) -> SourceSpec:
     if path.is_file():
         return SourceSpec("video", str(path), text)
     raise InputError(f"--source {text}: no such file or folder (expected a camera index, /dev/videoN, "
-                     "csi:N, a GStreamer pipeline, a video file or a folder of image pairs)")
+                     "csi:N, a GStreamer pipeline, a video file, a folder of image pairs or a ROS 2 bag)")
 
 
 def csi_pipeline(sensor_id: int, width: int = CSI_DEFAULT[0], height: int = CSI_DEFAULT[1],
