@@ -86,7 +86,8 @@ def write_bag(path, storage: str = "mcap", frames: int = 3, encoding: str = "rgb
     infos = {}
     if with_info:
         for t in topics:
-            name = t.rpartition("/")[0] + "/camera_info"
+            base = t[:-len("/compressed")] if t.endswith("/compressed") else t  # image_transport's naming
+            name = base.rpartition("/")[0] + "/camera_info"
             infos[t] = writer.add_connection(name, messages.CAMERA_INFO, typestore=store)
     scenes = {}
     for i in range(frames):

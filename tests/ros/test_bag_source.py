@@ -71,6 +71,16 @@ def test_frames_decode_to_rgb_with_their_stamps(tmp_path, encoding):
     assert frames[1].meta.right.frame_id == "right_optical"
 
 
+def test_compressed_topics_find_the_camera_info_of_their_base_topic(tmp_path):
+    # image_transport: /stereo/left/image_raw/compressed belongs to /stereo/left/camera_info
+    topics = ("/stereo/left/image_raw/compressed", "/stereo/right/image_raw/compressed")
+    scene = write_bag(tmp_path / "rec.mcap", frames=2, encoding="jpeg", topics=topics)
+    plan = inspect_bag(scene.path)
+    assert plan.info_topics == ("/stereo/left/camera_info", "/stereo/right/camera_info")
+    result = run_bag(scene.path)
+    assert result.exit_code == 0, result.output
+
+
 def test_camera_info_rectifier_undistorts_like_opencv():
     info_l = camera_info(96, 64, "l", 0, right=False)
     info_r = camera_info(96, 64, "r", 0, right=True)

@@ -102,8 +102,16 @@ def pick_stereo_topics(topics: Iterable[str]) -> tuple[str, str] | None:
     return pairs[0] if len(pairs) == 1 else None
 
 
+# image_transport publishes a transport's messages under <base topic>/<transport name>.
+TRANSPORT_SUFFIXES = ("compressed", "compressedDepth", "theora", "zstd", "ffmpeg")
+
+
 def camera_info_topic(image_topic: str) -> str:
-    """``/left/image_raw`` -> ``/left/camera_info`` (the camera's namespace, image_transport's rule)."""
+    """``/left/image_raw`` -> ``/left/camera_info`` (the camera's namespace, image_transport's rule);
+    ``/left/image_raw/compressed`` -> ``/left/camera_info`` too (the base topic's namespace)."""
+    base, _, name = image_topic.rpartition("/")
+    if name in TRANSPORT_SUFFIXES:
+        image_topic = base
     return image_topic.rpartition("/")[0] + "/camera_info"
 
 
