@@ -119,6 +119,13 @@ def test_an_unknown_encoding_is_one_line(tmp_path):
     assert f"topic {LEFT}: image encoding 'bayer_rggb16' is not supported" in line
 
 
+def test_an_unknown_encoding_is_named_before_the_model_loads(tmp_path):
+    scene = write_bag(tmp_path / "rec.mcap", frames=1, encoding="mono16")
+    result = CliRunner().invoke(main, ["run", "--source", str(scene.path), "--model", str(tmp_path / "missing.onnx"),
+                                       "--headless"])
+    assert f"topic {LEFT}: image encoding 'mono16' is not supported" in one_line_error(result)
+
+
 def test_no_camera_info_and_no_calibration_is_one_line(tmp_path):
     scene = write_bag(tmp_path / "rec_bag", "sqlite3", frames=1, with_info=False)
     line = one_line_error(run_bag(scene.path))

@@ -143,12 +143,16 @@ def inspect_bag(path: str | Path, left_topic: str | None = None, right_topic: st
 
     Raises:
         InputError: unreadable bag, topics that are not there (the message lists the image
-            topics the bag has), no obvious stereo pair.
+            topics the bag has), no obvious stereo pair, an image encoding that is not read.
     """
     path = Path(path)
     with open_reader(path) as reader:
         left, right = _choose_topics(path, image_topics(reader), left_topic, right_topic)
         topics = reader.topics
+        for topic in (left, right):  # an unreadable encoding is named before any model loads
+            first = _first_message(reader, topic)
+            if first is not None:
+                messages.check_encoding(first, topics[topic].msgtype, topic)
         info_topics = (camera_info_topic(left), camera_info_topic(right))
         infos = None
         if all(t in topics and topics[t].msgtype == messages.CAMERA_INFO for t in info_topics):

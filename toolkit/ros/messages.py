@@ -55,6 +55,17 @@ def make_header(stamp: Stamp):
     return types["std_msgs/msg/Header"](stamp=time, frame_id=stamp.frame_id)
 
 
+def check_encoding(msg, msgtype: str, topic: str) -> None:
+    """Refuse an Image whose encoding this toolkit does not read (CompressedImage is checked when decoded).
+
+    Raises:
+        InputError: naming the topic, the encoding and the ones that are read.
+    """
+    if msgtype != COMPRESSED and msg.encoding not in IMAGE_ENCODINGS:
+        raise InputError(f"topic {topic}: image encoding {msg.encoding!r} is not supported "
+                         f"(expected one of {', '.join(IMAGE_ENCODINGS)})")
+
+
 def image_to_rgb(msg, msgtype: str, topic: str) -> np.ndarray:
     """Decode an Image or CompressedImage into HxWx3 uint8 RGB.
 
@@ -66,9 +77,7 @@ def image_to_rgb(msg, msgtype: str, topic: str) -> np.ndarray:
         if frame is None:
             raise InputError(f"topic {topic}: CompressedImage ({msg.format!r}) that OpenCV cannot decode")
         return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-    if msg.encoding not in IMAGE_ENCODINGS:
-        raise InputError(f"topic {topic}: image encoding {msg.encoding!r} is not supported "
-                         f"(expected one of {', '.join(IMAGE_ENCODINGS)})")
+    check_encoding(msg, msgtype, topic)
     channels, conversion = IMAGE_ENCODINGS[msg.encoding]
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     data = np.asarray(msg.data, dtype=np.uint8)
