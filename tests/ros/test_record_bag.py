@@ -212,3 +212,15 @@ def test_ctrl_c_in_a_real_process_leaves_a_readable_bag(tmp_path):
     assert sorted(bag) == sorted(TOPICS) and len(counts) == 1 and 0 < counts.pop() < total
     assert json.loads((tmp_path / "interrupted.mcap.json").read_text())["frames"] < total
     assert not list(tmp_path.glob(".*partial*"))
+
+
+@pytest.mark.parametrize("options, expected", [
+    (("--max-depth", "3"), "--min-depth/--max-depth apply to the point clouds of --record-bag and --ply-dir"),
+    (("--min-depth", "0.5"), "--min-depth/--max-depth apply to the point clouds of --record-bag and --ply-dir"),
+    (("--ply-every", "5"), "--ply-every needs --ply-dir"),
+])
+def test_cloud_options_without_a_cloud_output_are_refused(tmp_path, options, expected):
+    # like predict's --min-depth without --ply: a setting is never silently dropped
+    scene = write_bag(tmp_path / "in.mcap", frames=1)
+    result = run("--source", scene.path, "--model", tmp_path / "missing.onnx", "--headless", *options)
+    assert result.exit_code == 2 and expected in result.output and "Traceback" not in result.output, result.output

@@ -57,7 +57,7 @@ FRAME_POLICIES = {"auto": None, "latest": True, "every": False}
               help="Write disparity, depth (m), confidence, PointCloud2 and the rectified left image of every frame "
                    "to a ROS 2 bag: OUT.mcap (one MCAP file) or a new folder (rosbag2).")
 @click.option("--ply-dir", type=click.Path(file_okay=False), help="Write a coloured point cloud (PLY) every --ply-every frames here (and when p is pressed in the window).")
-@click.option("--ply-every", type=click.IntRange(1), default=30, show_default=True, help="Frames between --ply-dir clouds.")
+@click.option("--ply-every", type=click.IntRange(1), help="Frames between --ply-dir clouds (default 30).")
 @click.option("--min-depth", type=click.FloatRange(0), help="Point clouds: drop points nearer than this, metres.")
 @click.option("--max-depth", type=click.FloatRange(0), help="Point clouds: drop points farther than this, metres.")
 def command(source_texts, left_topic, right_topic, slop, swap, backend, model, size_text, max_disp, iters, threads, device,

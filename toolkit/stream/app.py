@@ -57,7 +57,7 @@ class RunConfig:
     slop: float | None = None
     record_bag: str | None = None
     ply_dir: str | None = None
-    ply_every: int = 30
+    ply_every: int | None = None  # None: clouds.DEFAULT_PLY_EVERY
     min_depth: float | None = None
     max_depth: float | None = None
     engines_dir: str = "engines"

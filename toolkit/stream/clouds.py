@@ -19,6 +19,8 @@ from toolkit.outputs import check_output_dir
 from toolkit.pointcloud import CloudMask, cloud_from_disparity, metres_per_unit, q_matrix, scale_q, write_ply
 from toolkit.stream.display import Window
 
+DEFAULT_PLY_EVERY = 30
+
 
 class CloudSnapshots:
     """Writes ``<folder>/frame_<index>.ply`` for every ``every``-th processed frame, and on request.
@@ -87,10 +89,15 @@ def check_outputs(config) -> None:
     """--record-bag and --ply-dir checked before any slow work.
 
     Raises:
-        InputError: an output that cannot be written, depth limits out of order.
+        InputError: an output that cannot be written, depth limits out of order, cloud
+            options without a cloud output (never silently ignored).
         DependencyError: --record-bag without rosbags.
     """
     CloudMask(min_depth=config.min_depth, max_depth=config.max_depth)
+    if not (config.record_bag or config.ply_dir) and (config.min_depth is not None or config.max_depth is not None):
+        raise InputError("--min-depth/--max-depth apply to the point clouds of --record-bag and --ply-dir")
+    if config.ply_every is not None and not config.ply_dir:
+        raise InputError("--ply-every needs --ply-dir (where the point clouds go)")
     if config.record_bag:
         from toolkit.ros import require_rosbags
         from toolkit.ros.record import check_bag_output
@@ -116,7 +123,7 @@ def result_writers(config, q_for, fields: dict) -> list:
 
         writers.append(BagRecorder(config.record_bag, q_for, mask, fields=fields))
     if config.ply_dir:
-        writers.append(CloudSnapshots(config.ply_dir, config.ply_every, q_for, mask, fields))
+        writers.append(CloudSnapshots(config.ply_dir, config.ply_every or DEFAULT_PLY_EVERY, q_for, mask, fields))
     return writers
 
 
