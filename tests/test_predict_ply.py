@@ -73,3 +73,13 @@ def test_ply_needs_focal_and_baseline_for_user_pairs(tmp_path):
 def test_depth_limits_without_ply_are_refused(tmp_path):
     result = CliRunner().invoke(main, ["predict", "--max-depth", "3", "--out", str(tmp_path / "o")])
     assert "--min-depth/--max-depth apply to --ply" in one_line_error(result)
+
+
+@pytest.mark.parametrize("options, expected", [
+    (("--cx", "300"), "--cx/--cy apply to --ply point clouds"),
+    (("--cy", "200"), "--cx/--cy apply to --ply point clouds"),
+    (("--doffs", "64"), "--doffs applies to depth and point clouds: give it with --focal and --baseline"),
+])
+def test_geometry_options_that_would_be_ignored_are_refused(tmp_path, options, expected):
+    result = CliRunner().invoke(main, ["predict", *options, "--out", str(tmp_path / "o")])
+    assert expected in one_line_error(result)

@@ -56,6 +56,10 @@ def command(inputs, model, iters, max_disp, size_text, device, precision, focal,
     cloud = predict.cloud_options(bool(inputs), focal, baseline, cx, cy, doffs, min_depth, max_depth) if ply else None
     if not ply and (min_depth is not None or max_depth is not None):
         raise InputError("--min-depth/--max-depth apply to --ply point clouds")
+    if not ply and (cx is not None or cy is not None):
+        raise InputError("--cx/--cy apply to --ply point clouds")
+    if doffs and focal is None:
+        raise InputError("--doffs applies to depth and point clouds: give it with --focal and --baseline")
     if cloud is not None and focal is None:
         focal, baseline = cloud.focal_px, cloud.baseline_m
         doffs = cloud.doffs
