@@ -224,3 +224,23 @@ def test_cloud_options_without_a_cloud_output_are_refused(tmp_path, options, exp
     scene = write_bag(tmp_path / "in.mcap", frames=1)
     result = run("--source", scene.path, "--model", tmp_path / "missing.onnx", "--headless", *options)
     assert result.exit_code == 2 and expected in result.output and "Traceback" not in result.output, result.output
+
+
+def test_disparity_messages_are_adjusted_for_the_principal_point_offset():
+    # ROS DisparityImage: d = x_l - x_r - (cx_l - cx_r), so that Z = f T / d (stereo_image_proc's rule);
+    # with a principal point offset (doffs = cx_r - cx_l) the raw disparity alone gives the wrong depth.
+    from toolkit.pointcloud import CloudMask, q_matrix
+    from toolkit.ros.record import frame_messages
+
+    disparity = np.full((8, 10), 20.0, dtype=np.float32)
+    disparity[0, 0] = 0.0  # no match
+    valid = disparity > 0
+    result = loop.FrameResult(0, np.zeros((8, 10, 3), np.uint8), disparity, None, None, valid, 0.0)
+    Q = q_matrix(100.0, 0.1, 4.5, 3.5, doffs=5.0)
+    out = frame_messages(result, Q, CloudMask(), messages.Stamp(0, "left"))
+    msg = out["disparity"]
+    image = messages.image_from_msg(msg.image)
+    depth = messages.image_from_msg(out["depth"])
+    assert depth[1, 1] == pytest.approx(100.0 * 0.1 / 25.0)
+    assert msg.f * msg.t / image[1, 1] == pytest.approx(depth[1, 1])
+    assert msg.min_disparity == pytest.approx(25.0) and image[0, 0] < msg.min_disparity

@@ -146,7 +146,11 @@ def frame_messages(result, Q: np.ndarray, mask: CloudMask, stamp: messages.Stamp
     depth = np.where(result.valid, points[..., 2], np.nan).astype(np.float32)
     keep = mask.keep(points, result.valid)
     focal, baseline = float(Q[2, 3]), float(1.0 / Q[3, 2])
-    out = {"disparity": messages.disparity_msg(result.disparity, result.valid, focal, baseline, stamp),
+    # DisparityImage holds disparities adjusted for the principal points' x offset (verged or
+    # alpha-rectified cameras), so that its consumers' Z = f T / d holds, as stereo_image_proc does.
+    doffs = float(Q[3, 3] / Q[3, 2])
+    disparity = result.disparity + np.float32(doffs) if doffs else result.disparity
+    out = {"disparity": messages.disparity_msg(disparity, result.valid & (disparity > 0), focal, baseline, stamp),
            "depth": messages.image_msg(depth, "32FC1", stamp)}
     if result.confidence is not None:
         out["confidence"] = messages.image_msg(result.confidence.astype(np.float32), "32FC1", stamp)
