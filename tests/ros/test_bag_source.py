@@ -165,3 +165,17 @@ def test_calibration_overrides_the_bags_camera_info(tmp_path):
     assert result.exit_code == 0, result.output
     disparity = read_bag(tmp_path / "out.mcap")["/stereo_trt/disparity"][0][1]
     assert (disparity.f, disparity.t) == (pytest.approx(80.0), pytest.approx(0.2))
+
+
+def test_swap_exchanges_the_topics_with_their_camera_info_and_headers(tmp_path):
+    # cameras wired the other way round: the left camera's images and camera_info are on the "right" topics
+    scene = write_bag(tmp_path / "rec.mcap", frames=2, topics=(RIGHT, LEFT))
+    assert "are left and right swapped?" in one_line_error(run_bag(scene.path))
+    assert inspect_bag(scene.path, swap=True).left == RIGHT
+    out = tmp_path / "out.mcap"
+    result = run_bag(scene.path, "--swap", "--record-bag", str(out))
+    assert result.exit_code == 0, result.output
+    from ros_bags import read_bag
+
+    disparity = read_bag(out)["/stereo_trt/disparity"][0][1]
+    assert disparity.header.frame_id == "left_optical" and disparity.t == pytest.approx(BASELINE)

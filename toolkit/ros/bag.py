@@ -138,8 +138,13 @@ def _first_message(reader, topic: str):
     return None
 
 
-def inspect_bag(path: str | Path, left_topic: str | None = None, right_topic: str | None = None) -> BagPlan:
+def inspect_bag(path: str | Path, left_topic: str | None = None, right_topic: str | None = None,
+                swap: bool = False) -> BagPlan:
     """Choose the image topics and read the camera_info of a bag (no image is decoded).
+
+    Args:
+        swap: exchange the chosen left and right topics, each with its camera_info (the
+            geometry, the rectification maps and the output frame id follow the images).
 
     Raises:
         InputError: unreadable bag, topics that are not there (the message lists the image
@@ -148,6 +153,8 @@ def inspect_bag(path: str | Path, left_topic: str | None = None, right_topic: st
     path = Path(path)
     with open_reader(path) as reader:
         left, right = _choose_topics(path, image_topics(reader), left_topic, right_topic)
+        if swap:
+            left, right = right, left
         topics = reader.topics
         for topic in (left, right):  # an unreadable encoding is named before any model loads
             first = _first_message(reader, topic)
@@ -173,7 +180,7 @@ def plan_for(config) -> BagPlan | None:
         DependencyError: rosbags is not installed.
     """
     if len(config.sources) == 1 and is_bag(config.sources[0]):
-        return inspect_bag(config.sources[0], config.left_topic, config.right_topic)
+        return inspect_bag(config.sources[0], config.left_topic, config.right_topic, config.swap)
     if config.left_topic or config.right_topic or config.slop is not None:
         raise InputError("--left-topic/--right-topic/--slop need a ROS 2 bag as --source (.mcap, .db3 or a rosbag2 folder)")
     return None
@@ -218,7 +225,8 @@ class BagSource(StereoSource):
 
     Args:
         plan: from ``inspect_bag``.
-        swap: exchange left and right.
+        swap: exchange the decoded images only; to swap cameras, swap the topics with
+            ``inspect_bag(swap=True)`` so that each image keeps its camera_info and header.
         tolerance_s: the largest left/right stamp difference of a pair; None: ``DEFAULT_TOLERANCE_S``.
     """
 

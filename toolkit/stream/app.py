@@ -259,7 +259,7 @@ def run(config: RunConfig, echo: Callable[[str], None] = print) -> loop.Summary:
         raise InputError(f"--fourcc {config.fourcc!r}: expected four characters, for example MJPG or YUYV")
     camera = sources.CameraSettings(*(camera_size or (None, None)), fps=config.fps, fourcc=config.fourcc)
     if plan is not None:
-        source = bag.BagSource(plan, config.swap, config.slop)
+        source = bag.BagSource(plan, tolerance_s=config.slop)  # --swap already swapped the plan's topics
     else:
         source = sources.open_source(config.sources, config.swap, camera)  # checks paths, opens nothing
     runner = build_runner(config, echo)
