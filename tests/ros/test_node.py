@@ -42,6 +42,16 @@ def test_decode_pair_refuses_mismatched_sizes():
     assert rgb.shape == (8, 12, 3) and meta.stamp == stamp
 
 
+def test_compressed_topics_wait_for_the_camera_info_of_their_base_topic():
+    # the node and the bag reader share image_transport's rule: <ns>/image_raw/compressed -> <ns>/camera_info
+    from toolkit.ros.node import StereoNode
+
+    node = StereoNode.__new__(StereoNode)  # its rclpy-free part only
+    node.config = NodeConfig("/stereo/left/image_raw/compressed", "/stereo/right/image_raw/compressed", compressed=True)
+    node.infos = {"/stereo/left/camera_info": "left info", "/stereo/right/camera_info": "right info"}
+    assert node.camera_infos() == ("left info", "right info")
+
+
 def test_help_has_an_example_and_needs_no_ros():
     result = CliRunner().invoke(main, ["ros2", "--help"])
     assert result.exit_code == 0 and "Example: stereo-trt ros2 " in result.output

@@ -23,7 +23,7 @@ from typing import Callable
 from toolkit.errors import DependencyError, InputError
 from toolkit.pointcloud import CloudMask
 from toolkit.ros import messages, typestore
-from toolkit.ros.bag import FrameMeta
+from toolkit.ros.bag import FrameMeta, camera_info_topic
 from toolkit.ros.record import DEFAULT_NAMESPACE, TOPICS, frame_messages
 from toolkit.stream.sources import StereoFrame, StereoSource
 
@@ -156,7 +156,7 @@ class StereoNode:
         self.infos: dict[str, object] = {}
         info_class = get_message(messages.CAMERA_INFO)
         for topic in (config.left_topic, config.right_topic):
-            info_topic = topic.rpartition("/")[0] + "/camera_info"
+            info_topic = camera_info_topic(topic)
             # Best effort matches reliable and best-effort publishers alike (drivers use both).
             self.node.create_subscription(info_class, info_topic, self._info_callback(info_topic), images_qos)
         self.publishers = {name: self.node.create_publisher(get_message(msgtype), f"{config.namespace}/{name}", 1)
@@ -173,7 +173,7 @@ class StereoNode:
 
     def camera_infos(self) -> tuple | None:
         """(left, right) CameraInfo (rosbags messages) once both arrived, else None."""
-        names = [t.rpartition("/")[0] + "/camera_info" for t in (self.config.left_topic, self.config.right_topic)]
+        names = [camera_info_topic(t) for t in (self.config.left_topic, self.config.right_topic)]
         return tuple(self.infos[n] for n in names) if all(n in self.infos for n in names) else None
 
     def _on_pair(self, left_msg, right_msg) -> None:
