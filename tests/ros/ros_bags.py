@@ -66,7 +66,8 @@ def write_bag(path, storage: str = "mcap", frames: int = 3, encoding: str = "rgb
         path: a folder (rosbag2 with metadata.yaml), or a .mcap file (the storage file alone).
         storage: "mcap" or "sqlite3".
         encoding: rgb8, bgr8, mono8, jpeg, png, or any other text written as-is (for error tests).
-        with_info: write camera_info topics beside the image topics.
+        with_info: write camera_info topics beside the image topics; "uncalibrated": with K and P
+            zero, as drivers publish for a camera nobody calibrated.
         right_size: (height, width) of the right images, to mismatch on purpose.
         skew_ns: right stamps lag the left ones by this much.
         extra_topics: other image topics to add (one copy of the left images).
@@ -106,6 +107,8 @@ def write_bag(path, storage: str = "mcap", frames: int = 3, encoding: str = "rgb
             writer.write(conns[t], st.ns, store.serialize_cdr(msg, image_type))
             if t in infos:
                 info = camera_info(image.shape[1], image.shape[0], frame_id, st.ns, right=t == topics[1])
+                if with_info == "uncalibrated":
+                    info.k, info.p = np.zeros(9), np.zeros(12)
                 writer.write(infos[t], st.ns, store.serialize_cdr(info, messages.CAMERA_INFO))
         for t in extra_topics:
             st = messages.Stamp(stamp, "extra")

@@ -132,6 +132,14 @@ def test_no_camera_info_and_no_calibration_is_one_line(tmp_path):
     assert "no camera_info for" in line and "give --calibration FILE" in line
 
 
+def test_uncalibrated_camera_info_gives_way_to_rectified_with_focal_and_baseline(tmp_path):
+    scene = write_bag(tmp_path / "rec.mcap", frames=2, with_info="uncalibrated")
+    line = one_line_error(run_bag(scene.path))
+    assert "uncalibrated camera_info (K or P is zero)" in line and "--rectified with --focal-px/--baseline" in line
+    result = run_bag(scene.path, "--rectified", "--focal-px", str(FOCAL), "--baseline", str(BASELINE))
+    assert result.exit_code == 0, result.output
+
+
 def test_topics_without_a_bag_are_refused(tmp_path):
     folder = tmp_path / "pairs"
     folder.mkdir()

@@ -62,6 +62,8 @@ class BagPlan:
         camera_infos: (left, right) CameraInfo messages, or None when the bag has none for these topics.
         info_topics: the camera_info topic names used.
         fps: left messages per second of bag time, None for a single message.
+        uncalibrated: the bag has camera_info for these topics, but with K or P zero (what
+            drivers publish for an uncalibrated camera); ``camera_infos`` is None then.
     """
 
     path: Path
@@ -71,6 +73,7 @@ class BagPlan:
     camera_infos: tuple | None
     info_topics: tuple[str, str] | None
     fps: float | None
+    uncalibrated: bool = False
 
 
 @contextlib.contextmanager
@@ -165,11 +168,16 @@ def inspect_bag(path: str | Path, left_topic: str | None = None, right_topic: st
         if all(t in topics and topics[t].msgtype == messages.CAMERA_INFO for t in info_topics):
             infos = tuple(_first_message(reader, t) for t in info_topics)
             infos = None if None in infos else infos  # a topic declared but never written
+        # image_proc's rule: a camera_info with K or P zero is no calibration; --rectified with
+        # --focal-px/--baseline (or --calibration) then gives the geometry instead.
+        uncalibrated = infos is not None and not all(float(i.k[0]) > 0 and float(i.p[0]) > 0 for i in infos)
+        if uncalibrated:
+            infos = None
         count = topics[left].msgcount
         duration_s = reader.duration / 1e9
         fps = (count - 1) / duration_s if count > 1 and duration_s > 0 else None
         return BagPlan(path, left, right, {left: topics[left].msgtype, right: topics[right].msgtype},
-                       infos, info_topics if infos else None, fps)
+                       infos, info_topics if infos else None, fps, uncalibrated)
 
 
 def plan_for(config) -> BagPlan | None:

@@ -110,8 +110,10 @@ def build_geometry(config: RunConfig, plan=None) -> tuple[Rectifier | None, Dept
     infos = plan.camera_infos if plan is not None else None
     if not config.calibration and not config.rectified and infos is None:
         if plan is not None:
-            raise InputError(f"--source {plan.path}: no camera_info for {plan.left} and {plan.right} in the bag "
-                             "(looked in their namespaces); give --calibration FILE, or --rectified with "
+            found = (f"uncalibrated camera_info (K or P is zero) for {plan.left} and {plan.right} in the bag"
+                     if plan.uncalibrated else
+                     f"no camera_info for {plan.left} and {plan.right} in the bag (looked in their namespaces)")
+            raise InputError(f"--source {plan.path}: {found}; give --calibration FILE, or --rectified with "
                              "--focal-px/--baseline for rectified images")
         raise InputError("give --calibration FILE to rectify raw camera frames, or --rectified when the source "
                          "already delivers rectified pairs (stereo matching needs rectified input)")
