@@ -39,6 +39,18 @@ def test_pairing_matches_stamps_within_the_tolerance_and_skips_orphans():
     assert pairs == [("left0", "right1"), ("left200", "right202")]
 
 
+@pytest.mark.parametrize("dropped", ["left", "right"])
+@pytest.mark.parametrize("right_first", [False, True])
+def test_a_slop_wider_than_the_frame_period_still_pairs_each_frame_with_its_own_partner(dropped, right_first):
+    # 66 ms frames, right 3 ms late, frame 2 lost on one side, --slop 0.1: L3 must pair with R3, not R2/L2 with the next
+    items = []
+    for i in range(6):
+        sides = [("left", i * 66), ("right", i * 66 + 3)]
+        items += [(side, ns) for side, ns in (sides[::-1] if right_first else sides) if not (i == 2 and side == dropped)]
+    pairs = [(a.stamp.ns // 66, b.stamp.ns // 66) for a, b in pair_by_stamp(stream(*items), tolerance_ns=100)]
+    assert pairs == [(0, 0), (1, 1), (3, 3), (4, 4), (5, 5)]
+
+
 def test_the_one_left_right_pair_is_found_among_other_topics():
     assert pick_stereo_topics(["/cam/left/image", "/cam/right/image", "/depth"]) == ("/cam/left/image", "/cam/right/image")
     assert pick_stereo_topics(["/a/left", "/a/right", "/b/left", "/b/right"]) is None

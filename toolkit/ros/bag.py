@@ -203,7 +203,12 @@ class _Pending:
 
 def pair_by_stamp(stream: Iterable[tuple[str, int, messages.Stamp, object]], tolerance_ns: int,
                   ) -> Iterator[tuple[_Pending, _Pending]]:
-    """Pair left and right messages whose header stamps are within ``tolerance_ns``.
+    """Pair left and right messages whose header stamps are within ``tolerance_ns``, each
+    with its nearest partner.
+
+    A tolerance wider than the frame period must not pair a frame with its neighbour's
+    partner after a dropped message (which would shift every later pair by one frame), so a
+    pair is settled only once no later message can be nearer.
 
     Args:
         stream: ("left" | "right", log time ns, header stamp, message) in bag order.
@@ -214,16 +219,33 @@ def pair_by_stamp(stream: Iterable[tuple[str, int, messages.Stamp, object]], tol
     """
     pending = {"left": collections.deque(maxlen=PENDING_LIMIT), "right": collections.deque(maxlen=PENDING_LIMIT)}
     for side, log_ns, stamp, msg in stream:
-        other = pending["right" if side == "left" else "left"]
-        # Stamps grow: a waiting message older than this one minus the tolerance never pairs.
-        while other and other[0].stamp.ns < stamp.ns - tolerance_ns:
-            other.popleft()
-        if other and abs(other[0].stamp.ns - stamp.ns) <= tolerance_ns:
-            match = other.popleft()
-            item = _Pending(stamp, log_ns, msg)
-            yield (item, match) if side == "left" else (match, item)
-        else:
-            pending[side].append(_Pending(stamp, log_ns, msg))
+        pending[side].append(_Pending(stamp, log_ns, msg))
+        yield from _settle(pending["left"], pending["right"], tolerance_ns, final=False)
+    yield from _settle(pending["left"], pending["right"], tolerance_ns, final=True)
+
+
+def _settle(left: collections.deque, right: collections.deque, tolerance_ns: int, final: bool):
+    """Yield the pairs that later messages cannot change (all of them when ``final``)."""
+    while left and right:
+        a, b = left[0].stamp.ns, right[0].stamp.ns
+        # Stamps grow: the oldest message of one side too old for the other's oldest never pairs.
+        if a < b - tolerance_ns:
+            left.popleft()
+            continue
+        if b < a - tolerance_ns:
+            right.popleft()
+            continue
+        gap = abs(a - b)
+        if len(left) > 1 and abs(left[1].stamp.ns - b) < gap:  # a newer left is nearer: this one's partner was dropped
+            left.popleft()
+            continue
+        if len(right) > 1 and abs(right[1].stamp.ns - a) < gap:
+            right.popleft()
+            continue
+        # The next message of the older side may still come and be nearer.
+        if not final and ((len(left) == 1 and a < b) or (len(right) == 1 and b < a)):
+            return
+        yield left.popleft(), right.popleft()
 
 
 class BagSource(StereoSource):
