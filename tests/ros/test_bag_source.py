@@ -152,6 +152,13 @@ def test_uncalibrated_camera_info_gives_way_to_rectified_with_focal_and_baseline
     assert result.exit_code == 0, result.output
 
 
+def test_focal_and_baseline_beside_the_bags_camera_info_are_refused(tmp_path):
+    # they drove the --depth view while the bag and clouds used camera_info: two geometries, one ignored
+    scene = write_bag(tmp_path / "rec.mcap", frames=1)
+    line = one_line_error(run_bag(scene.path, "--rectified", "--focal-px", "500", "--baseline", "1", "--depth"))
+    assert "--focal-px/--baseline: the geometry already comes from the camera_info of" in line
+
+
 def test_topics_without_a_bag_are_refused(tmp_path):
     folder = tmp_path / "pairs"
     folder.mkdir()

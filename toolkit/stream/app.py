@@ -103,7 +103,8 @@ def build_geometry(config: RunConfig, plan=None) -> tuple[Rectifier | None, Dept
 
     Raises:
         InputError: neither or both of --calibration / --rectified (a bag's camera_info stands
-            in for --calibration), --depth without what it needs.
+            in for --calibration), --depth without what it needs, --focal-px/--baseline
+            beside a calibration or camera_info.
     """
     if config.calibration and config.rectified:
         raise InputError("--calibration and --rectified exclude each other: a calibration rectifies raw frames")
@@ -127,6 +128,10 @@ def build_geometry(config: RunConfig, plan=None) -> tuple[Rectifier | None, Dept
 
         # With --rectified the image topics are rectified already; camera_info still gives the geometry.
         rectifier = CameraInfoRectifier(*infos, topics=plan.info_topics, remap=not config.rectified)
+    if rectifier is not None and config.focal_px is not None:
+        # One geometry for the view, the bag and the clouds: never a second one silently ignored.
+        origin = "--calibration" if config.calibration else f"the camera_info of {plan.left} and {plan.right}"
+        raise InputError(f"--focal-px/--baseline: the geometry already comes from {origin}; give one or the other")
     if not config.depth:
         return rectifier, None
     if config.focal_px is not None:
