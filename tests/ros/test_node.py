@@ -52,6 +52,11 @@ def test_compressed_topics_wait_for_the_camera_info_of_their_base_topic():
     assert node.camera_infos() == ("left info", "right info")
 
 
+def test_calibration_and_rectified_exclude_each_other_as_in_run(tmp_path):
+    result = CliRunner().invoke(main, ["ros2", "--calibration", str(tmp_path / "calib.yaml"), "--rectified"])
+    assert result.exit_code == 2 and "--calibration and --rectified exclude each other" in result.output, result.output
+
+
 def test_help_has_an_example_and_needs_no_ros():
     result = CliRunner().invoke(main, ["ros2", "--help"])
     assert result.exit_code == 0 and "Example: stereo-trt ros2 " in result.output

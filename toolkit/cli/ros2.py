@@ -43,6 +43,10 @@ def command(left_topic, right_topic, compressed, backend, model, size_text, max_
     from toolkit.stream import app
     from toolkit.stream.rectify import Rectifier, load_calibration
 
+    from toolkit.errors import InputError
+
+    if calibration and rectified:  # as in run: a calibration rectifies raw frames, --rectified would be dropped
+        raise InputError("--calibration and --rectified exclude each other: a calibration rectifies raw frames")
     config = node.NodeConfig(left_topic, right_topic, compressed, slop, namespace, rectified, min_confidence,
                              CloudMask(min_depth=min_depth, max_depth=max_depth))
     node.require_rclpy()
