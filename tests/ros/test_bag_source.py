@@ -159,6 +159,21 @@ def test_focal_and_baseline_beside_the_bags_camera_info_are_refused(tmp_path):
     assert "--focal-px/--baseline: the geometry already comes from the camera_info of" in line
 
 
+def test_an_empty_image_topic_is_named_not_blamed_on_the_slop(tmp_path):
+    from rosbags.rosbag2 import Writer
+
+    from ros_bags import encode
+    from toolkit.ros import typestore
+
+    with Writer(tmp_path / "rec", version=9) as writer:  # the right camera recorded nothing
+        left = writer.add_connection(LEFT, messages.IMAGE, typestore=typestore())
+        writer.add_connection(RIGHT, messages.IMAGE, typestore=typestore())
+        msg = encode(np.zeros((64, 96, 3), np.uint8), "rgb8", messages.Stamp(1, "left_optical"))
+        writer.write(left, 1, typestore().serialize_cdr(msg, messages.IMAGE))
+    line = one_line_error(run_bag(tmp_path / "rec", "--rectified"))
+    assert f"topic {RIGHT} has no messages" in line and "--slop" not in line
+
+
 def test_topics_without_a_bag_are_refused(tmp_path):
     folder = tmp_path / "pairs"
     folder.mkdir()

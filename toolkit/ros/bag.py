@@ -151,7 +151,8 @@ def inspect_bag(path: str | Path, left_topic: str | None = None, right_topic: st
 
     Raises:
         InputError: unreadable bag, topics that are not there (the message lists the image
-            topics the bag has), no obvious stereo pair, an image encoding that is not read.
+            topics the bag has), no obvious stereo pair, an image topic without
+            messages, an image encoding that is not read.
     """
     path = Path(path)
     with open_reader(path) as reader:
@@ -159,10 +160,11 @@ def inspect_bag(path: str | Path, left_topic: str | None = None, right_topic: st
         if swap:
             left, right = right, left
         topics = reader.topics
-        for topic in (left, right):  # an unreadable encoding is named before any model loads
+        for topic in (left, right):  # an empty topic or an unreadable encoding is named before any model loads
             first = _first_message(reader, topic)
-            if first is not None:
-                messages.check_encoding(first, topics[topic].msgtype, topic)
+            if first is None:
+                raise InputError(f"--source {path}: topic {topic} has no messages (a stereo pair needs both cameras)")
+            messages.check_encoding(first, topics[topic].msgtype, topic)
         info_topics = (camera_info_topic(left), camera_info_topic(right))
         infos = None
         if all(t in topics and topics[t].msgtype == messages.CAMERA_INFO for t in info_topics):
