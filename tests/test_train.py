@@ -8,7 +8,7 @@ from toolkit.cli import main
 from toolkit.data.synthetic import write_instereo2k_tree
 from toolkit.data.training import BatchStream, synthetic_batches, training_seed
 from toolkit.errors import InputError
-from toolkit.model import StudentConfig, build_student, load_student
+from toolkit.model import StudentConfig, build_student, load_student, save_student
 
 TINY = StudentConfig(max_disp=32, iters=2)
 
@@ -120,6 +120,18 @@ def test_out_may_not_be_the_data_folder(tmp_path):
     data = write_instereo2k_tree(tmp_path / "data", n_train_parts=1, pairs_per_part=1, n_test=0, size=(64, 96))
     result = invoke("--data", data, "--out", data)
     assert result.exit_code == 2 and "is one of this command's inputs" in result.output
+
+
+def test_init_from_the_checkpoint_the_run_would_write_is_refused_and_left_unchanged(tmp_path):
+    # fine-tuning on from OUT/last.pth into the same --out would replace the --init checkpoint itself
+    out = tmp_path / "out"
+    init = save_student(out / "last.pth", build_student(TINY), TINY, {})
+    before = init.read_bytes()
+    result = invoke(*TINY_ARGS, "--init", init, "--out", out)
+    assert result.exit_code == 2, result.output
+    assert f"--out {init}: is one of this command's inputs" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert init.read_bytes() == before and sorted(out.iterdir()) == [init]
 
 
 def test_a_crop_larger_than_the_images_is_refused_before_training(tmp_path):

@@ -31,9 +31,10 @@ from toolkit.data.training import (Batch, BatchStream, collate, dataset_batches,
 from toolkit.device import is_cuda, require_torch_device
 from toolkit.errors import DependencyError, InputError
 from toolkit.model import StudentConfig, build_student, load_student, save_student
-from toolkit.outputs import check_output_dir
+from toolkit.outputs import check_output_dir, check_output_file
 
 STATE_NAME = "train_state.pt"
+CHECKPOINT_NAME = "last.pth"
 MAX_TRAIN_ITERS = 16
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # DataLoader workers on a GPU when --workers is not given: one core stays with the training loop
@@ -271,7 +272,7 @@ def train(config: TrainConfig, resume: bool = False, on_log: Callable[[StepLog],
         optimiser.load_state_dict(state)
     held_out = validation_set(config)
     out_dir.mkdir(parents=True, exist_ok=True)
-    last = out_dir / "last.pth"
+    last = out_dir / CHECKPOINT_NAME
     session = (time.perf_counter(), step)
     progress = training_progress(step, elapsed, config)
     batches = _batches(config, samples, rng, step)
@@ -337,6 +338,9 @@ def _validate(config: TrainConfig, resume: bool) -> None:
         raise InputError(f"--init {config.init}: no such checkpoint")
     inputs = [config.init] + ([] if config.data == "synthetic" else [config.data])
     check_output_dir(config.out_dir, "--out", inputs=inputs)
+    # the files the run writes: fine-tuning from OUT/last.pth would silently replace its own --init
+    for name in (CHECKPOINT_NAME, STATE_NAME):
+        check_output_file(Path(config.out_dir) / name, "--out", inputs=[config.init])
     state_path = Path(config.out_dir) / STATE_NAME
     if resume and not state_path.is_file():
         raise InputError(f"--resume: {state_path} does not exist; expected the state of an earlier run "
