@@ -3,7 +3,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from toolkit import train
+from toolkit import provenance, train
 from toolkit.cli import main
 from toolkit.data.synthetic import write_instereo2k_tree
 from toolkit.data.training import BatchStream, synthetic_batches, training_seed
@@ -163,6 +163,22 @@ def test_workers_fp16_weights_and_progress_line_on_a_labelled_folder(tmp_path):
     model, _, info = load_student(tmp_path / "out/last.pth")
     assert info["meta"]["train"]["workers"] == 1 and info["meta"]["device"] == "cpu"
     assert next(model.parameters()).dtype == torch.float32
+
+
+def test_checkpoints_record_the_data_folder_and_the_init_checkpoint_they_came_from(tmp_path, monkeypatch):
+    # relative paths as typed, and an --init rewritten later, must not leave a checkpoint's origin unknown
+    monkeypatch.chdir(tmp_path)
+    write_instereo2k_tree(tmp_path / "data", n_train_parts=1, pairs_per_part=1, n_test=0, size=(64, 96), max_disp=16)
+    init = save_student(tmp_path / "init.pth", build_student(TINY, seed=1), TINY, {})
+    config = train.TrainConfig(data="data", init="init.pth", out_dir="out", steps=1, crop_hw=(64, 96), batch_size=1,
+                               train_iters=1, val_pairs=1, threads=1, model=TINY)
+    _, _, info = load_student(train.train(config))
+    inputs = info["meta"]["inputs"]
+    assert inputs["data"] == str((tmp_path / "data").resolve()) and inputs["init"] == str(init.resolve())
+    assert inputs["init_sha256"] == provenance.sha256_file(init) and inputs["resumed_from_step"] is None
+    config.steps = 2
+    _, _, info = load_student(train.train(config, resume=True))
+    assert info["meta"]["inputs"]["resumed_from_step"] == 1 and info["meta"]["step"] == 2
 
 
 @pytest.mark.slow

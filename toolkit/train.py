@@ -264,6 +264,7 @@ def train(config: TrainConfig, resume: bool = False, on_log: Callable[[StepLog],
     state = _load_state(state_path) if resume else None
     step, elapsed, rng = (0, 0.0, np.random.default_rng(config.seed)) if state is None else _restore_rng(state)
     started -= elapsed
+    inputs = _inputs_record(config, step if state is not None else None)
     amp = autocast_dtype(config)
     model = _initial_model(config).to(config.device).train()
     optimiser = _Optimiser(model, config, amp)
@@ -289,7 +290,7 @@ def train(config: TrainConfig, resume: bool = False, on_log: Callable[[StepLog],
             if step % config.val_every == 0 or progress >= 1.0:
                 log.val = evaluate(model, held_out, config.model.iters)
             if step % config.ckpt_every == 0 or progress >= 1.0:
-                _save(model, config, step, log, last)
+                _save(model, config, step, log, last, inputs)
                 _save_state(state_path, step, elapsed, rng, model, optimiser)
             if on_log is not None:
                 on_log(log)
@@ -371,9 +372,22 @@ def _check_device(config: TrainConfig) -> None:
         raise DependencyError(f"--precision bf16: {config.device} has no bf16 support; expected fp16 or auto")
 
 
-def _save(model, config: TrainConfig, step: int, log: StepLog, path: Path) -> None:
+def _inputs_record(config: TrainConfig, resumed_from: int | None) -> dict:
+    """What the weights come from: the data folder and the --init checkpoint, absolute, with its sha256.
+
+    The paths as given stay in the ``train`` record; relative paths and a checkpoint later
+    rewritten at the same path would not say which data and weights a run started from.
+    """
+    record = {"data": config.data if config.data == "synthetic" else str(Path(config.data).resolve()),
+              "init": None, "init_sha256": None, "resumed_from_step": resumed_from}
+    if config.init is not None:
+        record.update(init=str(Path(config.init).resolve()), init_sha256=provenance.sha256_file(config.init))
+    return record
+
+
+def _save(model, config: TrainConfig, step: int, log: StepLog, path: Path, inputs: dict) -> None:
     amp = autocast_dtype(config)
-    meta = provenance.record(kind="student-checkpoint", step=step, train=_config_dict(config),
+    meta = provenance.record(kind="student-checkpoint", step=step, train=_config_dict(config), inputs=inputs,
                              last_loss=log.loss, last_val=log.val, device=_device_name(config.device),
                              autocast=None if amp is None else str(amp).replace("torch.", ""),
                              elapsed_s=round(log.seconds, 1))
