@@ -1,3 +1,4 @@
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -132,6 +133,21 @@ def test_init_from_the_checkpoint_the_run_would_write_is_refused_and_left_unchan
     assert f"--out {init}: is one of this command's inputs" in result.output
     assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
     assert init.read_bytes() == before and sorted(out.iterdir()) == [init]
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda path: path.write_bytes(path.read_bytes()[:300]), "not a readable image (damaged or truncated?)"),
+    (lambda path: cv2.imwrite(str(path), np.zeros((64, 96, 3), np.uint8)), "a 3-channel uint8 image"),
+])
+def test_a_broken_label_anywhere_in_the_folder_is_refused_before_training(tmp_path, damage, message):
+    # found only when a random crop reaches it, it would end a run hours in
+    data = write_instereo2k_tree(tmp_path / "data", n_train_parts=1, pairs_per_part=3, n_test=0, size=(64, 96))
+    label = sorted(data.glob("train/part1/*/left_disp.png"))[-1]
+    damage(label)
+    result = invoke("--data", data, *TINY_ARGS, "--out", tmp_path / "out")
+    assert result.exit_code == 2, result.output
+    assert f"{label}: {message}; expected a single-channel 16-bit disparity PNG" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
 
 
 def test_a_crop_larger_than_the_images_is_refused_before_training(tmp_path):
