@@ -197,6 +197,16 @@ def test_checkpoints_record_the_data_folder_and_the_init_checkpoint_they_came_fr
     assert info["meta"]["inputs"]["resumed_from_step"] == 1 and info["meta"]["step"] == 2
 
 
+def test_fine_tuning_keeps_the_init_checkpoints_network_config(tmp_path):
+    # the config travels with the weights: a max_disp 64 / 3-iteration network stays one after fine-tuning
+    own = StudentConfig(max_disp=64, iters=3)
+    init = save_student(tmp_path / "init.pth", build_student(own), own, {})
+    config = train.TrainConfig(init=str(init), out_dir=str(tmp_path / "out"), steps=1, crop_hw=(64, 96),
+                               batch_size=1, train_iters=1, scene_max_disp=16, val_pairs=1, threads=1)
+    _, loaded_config, info = load_student(train.train(config))
+    assert loaded_config == own and info["meta"]["train"]["model"] == own.to_dict()
+
+
 @pytest.mark.slow
 def test_synthetic_scenes_from_worker_processes(tmp_path):
     logs = []

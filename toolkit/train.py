@@ -69,6 +69,8 @@ class TrainConfig:
             (the training step already uses every core), one fewer than the cores on a GPU.
         fp16_weights: store checkpoints' weights in fp16 (half the size, as the built-in
             weights; loaded back as fp32). The training state for ``--resume`` stays fp32.
+        model: the network's configuration; with ``init``, the checkpoint's own (stored, or
+            the default for published weights) replaces it.
     """
 
     data: str = "synthetic"
@@ -164,11 +166,12 @@ def evaluate(model: torch.nn.Module, batches: list[Batch], iters: int) -> dict:
     return {"epe": float(errors.mean()), "bad2": float((errors > 2.0).mean())}
 
 
-def _initial_model(config: TrainConfig) -> torch.nn.Module:
+def _initial_model(config: TrainConfig) -> tuple[torch.nn.Module, StudentConfig]:
+    """The network to train and its configuration: ``config.model``, or the --init checkpoint's own."""
     if config.init is None:
-        return build_student(config.model, seed=config.seed)
-    model, _, _ = load_student(config.init)
-    return model
+        return build_student(config.model, seed=config.seed), config.model
+    model, model_config, _ = load_student(config.init)
+    return model, model_config
 
 
 def autocast_dtype(config: TrainConfig) -> torch.dtype | None:
@@ -266,7 +269,10 @@ def train(config: TrainConfig, resume: bool = False, on_log: Callable[[StepLog],
     started -= elapsed
     inputs = _inputs_record(config, step if state is not None else None)
     amp = autocast_dtype(config)
-    model = _initial_model(config).to(config.device).train()
+    model, model_config = _initial_model(config)
+    # the checkpoints, the loss's disparity range and the held-out iterations follow the weights' own config
+    config = dataclasses.replace(config, model=model_config)
+    model = model.to(config.device).train()
     optimiser = _Optimiser(model, config, amp)
     if state is not None:
         model.load_state_dict(state["model"])
