@@ -66,6 +66,19 @@ def test_an_output_holding_disparity_files_needs_overwrite(tree, tmp_path):
     assert '"max_disp": 16' in (out / pseudo_label.MANIFEST_NAME).read_text()
 
 
+def test_overwrite_relinks_images_so_new_labels_never_pair_with_old_images(tree, tmp_path):
+    # the same layout relabelled with --overwrite from changed images (or another input): the tree's
+    # images must be the ones the new labels were computed on
+    out = tmp_path / "labels"
+    assert run_cli(tree, "--max-disp", 32, "--out", out).exit_code == 0
+    other = write_instereo2k_tree(tmp_path / "other", n_train_parts=1, pairs_per_part=2, n_test=0, size=SIZE,
+                                  seed=9, max_disp=24)
+    assert run_cli(other, "--max-disp", 32, "--out", out, "--overwrite").exit_code == 0
+    for image in sorted(other.glob("train/part1/*/*.png")):
+        if image.name in ("left.png", "right.png"):
+            assert (out / image.relative_to(other)).read_bytes() == image.read_bytes(), image
+
+
 def test_overwrite_never_allows_the_input_itself(tree):
     before = snapshot(tree)
     assert_one_line_error(run_cli(tree, "--out", tree, "--overwrite"), "is the input folder")

@@ -186,8 +186,13 @@ def label_pair(runner: Runner, pair: StereoPair, root: Path, out_dir: Path, with
 
 
 def _place_image(source: Path, target: Path) -> None:
-    """Hard-link an input image into the output tree (no extra space); copy across file systems."""
-    if target.exists():
+    """Hard-link an input image into the output tree (no extra space); copy across file systems.
+
+    An image already there is kept only when it is this very file (a link from an earlier
+    run): an ``--overwrite`` run over another input, or over images changed since, would
+    otherwise pair the new labels with the old images.
+    """
+    if target.exists() and os.path.samefile(source, target):
         return
     with provenance.atomic_path(target) as tmp:
         tmp.unlink()
