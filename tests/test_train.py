@@ -1,3 +1,10 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -214,6 +221,54 @@ def test_synthetic_scenes_from_worker_processes(tmp_path):
                                scene_max_disp=16, val_every=2, val_pairs=1, workers=2, threads=1, model=TINY)
     train.train(config, on_log=logs.append)
     assert [log.step for log in logs] == [1, 2] and all(np.isfinite(log.loss) for log in logs)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (Linux /proc)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from Linux /proc")
+def test_data_workers_end_when_the_training_process_is_killed(tmp_path):
+    # under a fork server the workers' parent is the server, not the trainer: after SIGKILL/SIGTERM
+    # (a scheduler, a time limit, the OOM killer) server and workers waited on each other forever
+    command = [sys.executable, "-m", "toolkit", "train", "--steps", "100", "--crop", "64x96", "--batch-size", "1",
+               "--train-iters", "1", "--val-pairs", "1", "--scene-max-disp", "16", "--threads", "1",
+               "--workers", "2", "--out", str(tmp_path / "out")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    try:
+        for line in process.stdout:
+            if line.startswith("step 1/"):
+                break
+        workers = _descendants(process.pid)
+        assert len(workers) >= 2, "the run started no worker processes"
+        process.kill()
+        process.wait(timeout=30)
+        deadline = time.monotonic() + 20
+        while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+    finally:
+        if process.poll() is None:
+            process.kill()
+    for pid in left:  # do not leave them to the rest of the suite
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"{len(left)} data worker process(es) outlived the training process"
 
 
 @pytest.mark.slow

@@ -8,6 +8,10 @@ generator, so scene generation and PNG decoding keep up with a GPU.
 
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.connection
+import os
+import threading
 from typing import Iterator, NamedTuple, Sequence
 
 import numpy as np
@@ -158,10 +162,31 @@ class BatchStream(torch.utils.data.IterableDataset):
         # each worker is one of many processes: one OpenCV thread each, as PyTorch does for itself
         cv2.setNumThreads(1)
         info = torch.utils.data.get_worker_info()
+        if info is not None:
+            _exit_with_the_training_process()
         rng = np.random.default_rng([self.seed, self.first_step, 0 if info is None else info.id])
         if self.source == "synthetic":
             return synthetic_batches(self.crop_hw, self.batch_size, self.max_disp, self.photo_textures, rng)
         return dataset_batches(self.source, self.crop_hw, self.batch_size, rng)
+
+
+def _exit_with_the_training_process() -> None:
+    """End this worker process as soon as the training process is gone, however it ended.
+
+    DataLoader's own watchdog watches a worker's parent, which under a fork server is the
+    server, not the training process; after the trainer is killed (SIGTERM, SIGKILL, the OOM
+    killer) the server and its workers would wait on each other forever. The worker's
+    ``parent_process`` is the training process, and its sentinel becomes ready when that ends.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-the-training-process", daemon=True).start()
 
 
 def worker_batches(stream: BatchStream, workers: int, pin_memory: bool) -> Iterator[Batch]:
