@@ -69,6 +69,19 @@ def test_train_writes_a_loadable_checkpoint_and_resumes(tmp_path):
     assert logs[-1].step == 3
 
 
+def test_resuming_a_finished_run_says_there_is_nothing_left_instead_of_succeeding_silently(tmp_path):
+    config = train.TrainConfig(out_dir=str(tmp_path / "out"), steps=1, crop_hw=(64, 96), batch_size=1, train_iters=1,
+                               scene_max_disp=16, val_pairs=1, threads=1, model=TINY)
+    train.train(config)
+    before = (tmp_path / "out/last.pth").read_bytes()
+    result = invoke(*TINY_ARGS, "--steps", 1, "--resume", "--out", tmp_path / "out")
+    assert result.exit_code == 2, result.output
+    assert "--resume: " in result.output and "is at step 1 " in result.output
+    assert "already the end of --steps 1; expected a larger --steps or --minutes" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert (tmp_path / "out/last.pth").read_bytes() == before
+
+
 def test_bad_options_are_refused_before_any_work(tmp_path):
     with pytest.raises(InputError, match="--crop"):
         train.train(train.TrainConfig(out_dir=str(tmp_path), crop_hw=(60, 96)))

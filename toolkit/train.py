@@ -253,7 +253,8 @@ def train(config: TrainConfig, resume: bool = False, on_log: Callable[[StepLog],
         on_log: called with a StepLog after every step (``val`` set after each validation).
 
     Raises:
-        InputError: a bad option, data folder or output folder, or --resume without a state.
+        InputError: a bad option, data folder or output folder, or --resume without a state
+            or with nothing left to train (the state already at --steps / --minutes).
         DependencyError: the device cannot run here.
     """
     started = time.perf_counter()
@@ -266,6 +267,10 @@ def train(config: TrainConfig, resume: bool = False, on_log: Callable[[StepLog],
     state_path = out_dir / STATE_NAME
     state = _load_state(state_path) if resume else None
     step, elapsed, rng = (0, 0.0, np.random.default_rng(config.seed)) if state is None else _restore_rng(state)
+    if state is not None and training_progress(step, elapsed, config) >= 1.0:
+        budget = f"--steps {config.steps}" + (f" or --minutes {config.minutes:g}" if config.minutes else "")
+        raise InputError(f"--resume: {state_path} is at step {step} after {elapsed / 60:.1f} min, already the end "
+                         f"of {budget}; expected a larger --steps or --minutes to train on")
     started -= elapsed
     inputs = _inputs_record(config, step if state is not None else None)
     amp = autocast_dtype(config)
