@@ -135,3 +135,12 @@ def test_an_interrupted_run_leaves_whole_files_only(tree, tmp_path):
 def test_library_refuses_the_input_as_output(tree):
     with pytest.raises(InputError, match="is the input folder"):
         pseudo_label.pseudo_label(None, discover_pairs(tree), tree, {}, root=tree)
+
+
+def test_a_damaged_image_in_any_pair_is_refused_before_the_first_label(tree, tmp_path):
+    # found at pair 40 of 50 it left a label tree without a manifest, which `train --data` reads all the same
+    right = sorted(tree.glob("train/part1/*/right.png"))[-1]
+    right.write_bytes(right.read_bytes()[:200])
+    result = run_cli(tree, "--max-disp", 32, "--out", tmp_path / "labels")
+    assert_one_line_error(result, f"{right}: not a readable image")
+    assert not (tmp_path / "labels").exists() or not any((tmp_path / "labels").rglob("*.png"))

@@ -30,6 +30,7 @@ from toolkit.data import io
 from toolkit.data.pairs import StereoPair
 from toolkit.errors import InputError
 from toolkit.outputs import check_output_dir
+from toolkit.predict import check_pairs
 
 MANIFEST_NAME = "pseudo_labels.json"
 LABEL_ENCODING = "uint16 PNG, disparity x 100, 0 = invalid (InStereo2K)"
@@ -230,7 +231,8 @@ def pseudo_label(runner: Runner, pairs: Sequence[StereoPair], out_dir: str | os.
         The manifest path (``<out_dir>/pseudo_labels.json``).
 
     Raises:
-        InputError: no pairs, a pair outside ``root``, or an output ``check_label_output`` refuses.
+        InputError: no pairs, a pair outside ``root``, a pair that cannot be decoded or predicted
+            (``toolkit.predict.check_pairs``), or an output ``check_label_output`` refuses.
     """
     if not pairs:
         raise InputError("no stereo pairs to label; expected at least one pair")
@@ -240,6 +242,9 @@ def pseudo_label(runner: Runner, pairs: Sequence[StereoPair], out_dir: str | os.
     outside = [image for p in pairs for image in (p.left, p.right) if not _is_within(image.resolve(), root)]
     if outside:
         raise InputError(f"{outside[0]}: outside the input tree {root} that the labels mirror")
+    # every pair decoded before the first label: a damaged image at pair 40 of 50 would leave a
+    # partial label tree without a manifest that `train --data` reads all the same
+    check_pairs(pairs)
     labels = []
     for index, pair in enumerate(pairs):
         labels.append(label_pair(runner, pair, root, out_dir, with_images))
