@@ -182,18 +182,19 @@ def label_pair(runner: Runner, pair: StereoPair, root: Path, out_dir: Path, with
     io.write_disparity_png(label_path, np.where(valid, prediction.disparity, 0), io.INSTEREO2K_SCALE)
     if with_images:
         for image in (pair.left, pair.right):
-            _place_image(image, out_dir / image.resolve().relative_to(root))
+            _place_image(image, out_dir / image.resolve().relative_to(root), root)
     return Label(pair.name, label_path, mask_path, float(valid.mean()))
 
 
-def _place_image(source: Path, target: Path) -> None:
+def _place_image(source: Path, target: Path, root: Path) -> None:
     """Hard-link an input image into the output tree (no extra space); copy across file systems.
 
     An image already there is kept only when it is this very file (a link from an earlier
     run): an ``--overwrite`` run over another input, or over images changed since, would
-    otherwise pair the new labels with the old images.
+    otherwise pair the new labels with the old images. A file of the input tree ``root`` is
+    never replaced.
     """
-    if target.exists() and os.path.samefile(source, target):
+    if target.exists() and (os.path.samefile(source, target) or _is_within(target.resolve(), root)):
         return
     with provenance.atomic_path(target) as tmp:
         tmp.unlink()
