@@ -285,6 +285,34 @@ def test_data_workers_end_when_the_training_process_is_killed(tmp_path):
 
 
 @pytest.mark.slow
+def test_ctrl_c_says_which_step_the_checkpoint_holds_and_resume_continues_from_it(tmp_path):
+    # a real SIGINT to a real process: click alone printed "Aborted!" and nothing about what was kept
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "toolkit", "train", "--steps", "100", "--crop", "64x96", "--batch-size", "1",
+               "--train-iters", "1", "--val-pairs", "1", "--scene-max-disp", "16", "--threads", "1",
+               "--ckpt-every", "2", "--out", str(out)]
+    # a test run in a background job inherits an ignored SIGINT: give the child the default back
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env=dict(os.environ, PYTHONUNBUFFERED="1"),
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        for line in process.stdout:
+            if line.startswith("step 3/"):
+                break
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, output
+    assert f"{out}/last.pth and {out}/train_state.pt hold step 2; continue with the same command and --resume" \
+        in output and "Traceback" not in output
+    result = invoke(*TINY_ARGS, "--steps", 3, "--scene-max-disp", 16, "--resume", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert [line.split()[1] for line in result.output.splitlines() if line.startswith("step ") and "/" in line] == ["3/3"]
+
+
+@pytest.mark.slow
 def test_the_time_budget_counts_start_up(tmp_path):
     # a budget shorter than building the model and the held-out set: the first step already ends the run
     config = train.TrainConfig(out_dir=str(tmp_path), steps=1000, minutes=1e-4, crop_hw=(64, 96), batch_size=1,
