@@ -279,6 +279,7 @@ def test_data_workers_end_when_the_training_process_is_killed(tmp_path):
     finally:
         if process.poll() is None:
             process.kill()
+        process.stdout.close()
     for pid in left:  # do not leave them to the rest of the suite
         os.kill(pid, signal.SIGKILL)
     assert not left, f"{len(left)} data worker process(es) outlived the training process"
