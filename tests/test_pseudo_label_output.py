@@ -79,6 +79,20 @@ def test_overwrite_relinks_images_so_new_labels_never_pair_with_old_images(tree,
             assert (out / image.relative_to(other)).read_bytes() == image.read_bytes(), image
 
 
+def test_overwrite_over_fewer_pairs_leaves_no_old_label_for_training_to_read(tree, tmp_path):
+    # relabelling after taking a bad pair out of the input: its old label must not stay in the tree
+    out = tmp_path / "labels"
+    assert run_cli(tree, "--max-disp", 32, "--out", out).exit_code == 0
+    dropped = sorted((tree / "train/part1").iterdir())[-1]
+    for image in dropped.glob("*.png"):
+        image.unlink()
+    dropped.rmdir()
+    assert run_cli(tree, "--max-disp", 32, "--out", out, "--overwrite").exit_code == 0
+    labels = sorted(p.relative_to(out).as_posix() for p in out.rglob("*_disp.png"))
+    assert labels == ["train/part1/000000/left_disp.png"]
+    assert not (out / "train/part1" / dropped.name / "left_valid.png").exists()
+
+
 def test_overwrite_never_allows_the_input_itself(tree):
     before = snapshot(tree)
     assert_one_line_error(run_cli(tree, "--out", tree, "--overwrite"), "is the input folder")

@@ -16,6 +16,7 @@ runner with ``any_onnx``), or a student checkpoint (.pth/.pt).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -256,4 +257,24 @@ def pseudo_label(runner: Runner, pairs: Sequence[StereoPair], out_dir: str | os.
         label_encoding=LABEL_ENCODING, mask_encoding=MASK_ENCODING, images_linked=with_images,
         pairs=[_pair_record(pair, label, out_dir) for pair, label in zip(pairs, labels)],
     )
+    _remove_earlier_labels(out_dir, {path for label in labels for path in (label.label, label.mask)})
     return provenance.write_json(out_dir / MANIFEST_NAME, record)
+
+
+def _remove_earlier_labels(out_dir: Path, kept: set[Path]) -> None:
+    """Delete the labels and masks an earlier run's manifest lists that this run did not write.
+
+    An ``--overwrite`` run over fewer pairs (bad pairs taken out of the input) would otherwise
+    leave their old labels, which ``train --data`` reads like the new ones. Only files the
+    earlier manifest names, inside ``out_dir``, are touched.
+    """
+    try:
+        earlier = json.loads((out_dir / MANIFEST_NAME).read_text())["pairs"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    kept = {path.resolve() for path in kept}
+    for entry in earlier:
+        for key in ("label", "mask"):
+            path = (out_dir / str(entry.get(key, ""))).resolve() if isinstance(entry, dict) else None
+            if path is not None and path not in kept and path.is_file() and _is_within(path, out_dir.resolve()):
+                path.unlink()
