@@ -66,6 +66,33 @@ def test_an_output_holding_disparity_files_needs_overwrite(tree, tmp_path):
     assert '"max_disp": 16' in (out / pseudo_label.MANIFEST_NAME).read_text()
 
 
+def test_overwrite_relinks_images_so_new_labels_never_pair_with_old_images(tree, tmp_path):
+    # the same layout relabelled with --overwrite from changed images (or another input): the tree's
+    # images must be the ones the new labels were computed on
+    out = tmp_path / "labels"
+    assert run_cli(tree, "--max-disp", 32, "--out", out).exit_code == 0
+    other = write_instereo2k_tree(tmp_path / "other", n_train_parts=1, pairs_per_part=2, n_test=0, size=SIZE,
+                                  seed=9, max_disp=24)
+    assert run_cli(other, "--max-disp", 32, "--out", out, "--overwrite").exit_code == 0
+    for image in sorted(other.glob("train/part1/*/*.png")):
+        if image.name in ("left.png", "right.png"):
+            assert (out / image.relative_to(other)).read_bytes() == image.read_bytes(), image
+
+
+def test_overwrite_over_fewer_pairs_leaves_no_old_label_for_training_to_read(tree, tmp_path):
+    # relabelling after taking a bad pair out of the input: its old label must not stay in the tree
+    out = tmp_path / "labels"
+    assert run_cli(tree, "--max-disp", 32, "--out", out).exit_code == 0
+    dropped = sorted((tree / "train/part1").iterdir())[-1]
+    for image in dropped.glob("*.png"):
+        image.unlink()
+    dropped.rmdir()
+    assert run_cli(tree, "--max-disp", 32, "--out", out, "--overwrite").exit_code == 0
+    labels = sorted(p.relative_to(out).as_posix() for p in out.rglob("*_disp.png"))
+    assert labels == ["train/part1/000000/left_disp.png"]
+    assert not (out / "train/part1" / dropped.name / "left_valid.png").exists()
+
+
 def test_overwrite_never_allows_the_input_itself(tree):
     before = snapshot(tree)
     assert_one_line_error(run_cli(tree, "--out", tree, "--overwrite"), "is the input folder")
@@ -122,3 +149,12 @@ def test_an_interrupted_run_leaves_whole_files_only(tree, tmp_path):
 def test_library_refuses_the_input_as_output(tree):
     with pytest.raises(InputError, match="is the input folder"):
         pseudo_label.pseudo_label(None, discover_pairs(tree), tree, {}, root=tree)
+
+
+def test_a_damaged_image_in_any_pair_is_refused_before_the_first_label(tree, tmp_path):
+    # found at pair 40 of 50 it left a label tree without a manifest, which `train --data` reads all the same
+    right = sorted(tree.glob("train/part1/*/right.png"))[-1]
+    right.write_bytes(right.read_bytes()[:200])
+    result = run_cli(tree, "--max-disp", 32, "--out", tmp_path / "labels")
+    assert_one_line_error(result, f"{right}: not a readable image")
+    assert not (tmp_path / "labels").exists() or not any((tmp_path / "labels").rglob("*.png"))

@@ -1,14 +1,22 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 
-from toolkit import train
+from toolkit import provenance, train
 from toolkit.cli import main
 from toolkit.data.synthetic import write_instereo2k_tree
 from toolkit.data.training import BatchStream, synthetic_batches, training_seed
 from toolkit.errors import InputError
-from toolkit.model import StudentConfig, build_student, load_student
+from toolkit.model import StudentConfig, build_student, load_student, save_student
 
 TINY = StudentConfig(max_disp=32, iters=2)
 
@@ -59,6 +67,19 @@ def test_train_writes_a_loadable_checkpoint_and_resumes(tmp_path):
     config.steps = 3
     train.train(config, resume=True, on_log=logs.append)
     assert logs[-1].step == 3
+
+
+def test_resuming_a_finished_run_says_there_is_nothing_left_instead_of_succeeding_silently(tmp_path):
+    config = train.TrainConfig(out_dir=str(tmp_path / "out"), steps=1, crop_hw=(64, 96), batch_size=1, train_iters=1,
+                               scene_max_disp=16, val_pairs=1, threads=1, model=TINY)
+    train.train(config)
+    before = (tmp_path / "out/last.pth").read_bytes()
+    result = invoke(*TINY_ARGS, "--steps", 1, "--resume", "--out", tmp_path / "out")
+    assert result.exit_code == 2, result.output
+    assert "--resume: " in result.output and "is at step 1 " in result.output
+    assert "already the end of --steps 1; expected a larger --steps or --minutes" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert (tmp_path / "out/last.pth").read_bytes() == before
 
 
 def test_bad_options_are_refused_before_any_work(tmp_path):
@@ -122,6 +143,33 @@ def test_out_may_not_be_the_data_folder(tmp_path):
     assert result.exit_code == 2 and "is one of this command's inputs" in result.output
 
 
+def test_init_from_the_checkpoint_the_run_would_write_is_refused_and_left_unchanged(tmp_path):
+    # fine-tuning on from OUT/last.pth into the same --out would replace the --init checkpoint itself
+    out = tmp_path / "out"
+    init = save_student(out / "last.pth", build_student(TINY), TINY, {})
+    before = init.read_bytes()
+    result = invoke(*TINY_ARGS, "--init", init, "--out", out)
+    assert result.exit_code == 2, result.output
+    assert f"--out {init}: is one of this command's inputs" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert init.read_bytes() == before and sorted(out.iterdir()) == [init]
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda path: path.write_bytes(path.read_bytes()[:300]), "not a readable image (damaged or truncated?)"),
+    (lambda path: cv2.imwrite(str(path), np.zeros((64, 96, 3), np.uint8)), "a 3-channel uint8 image"),
+])
+def test_a_broken_label_anywhere_in_the_folder_is_refused_before_training(tmp_path, damage, message):
+    # found only when a random crop reaches it, it would end a run hours in
+    data = write_instereo2k_tree(tmp_path / "data", n_train_parts=1, pairs_per_part=3, n_test=0, size=(64, 96))
+    label = sorted(data.glob("train/part1/*/left_disp.png"))[-1]
+    damage(label)
+    result = invoke("--data", data, *TINY_ARGS, "--out", tmp_path / "out")
+    assert result.exit_code == 2, result.output
+    assert f"{label}: {message}; expected a single-channel 16-bit disparity PNG" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
 def test_a_crop_larger_than_the_images_is_refused_before_training(tmp_path):
     data = write_instereo2k_tree(tmp_path / "data", n_train_parts=1, pairs_per_part=1, n_test=0, size=(64, 96))
     result = invoke("--data", data, "--crop", "96x128", "--out", tmp_path / "out")
@@ -153,6 +201,32 @@ def test_workers_fp16_weights_and_progress_line_on_a_labelled_folder(tmp_path):
     assert next(model.parameters()).dtype == torch.float32
 
 
+def test_checkpoints_record_the_data_folder_and_the_init_checkpoint_they_came_from(tmp_path, monkeypatch):
+    # relative paths as typed, and an --init rewritten later, must not leave a checkpoint's origin unknown
+    monkeypatch.chdir(tmp_path)
+    write_instereo2k_tree(tmp_path / "data", n_train_parts=1, pairs_per_part=1, n_test=0, size=(64, 96), max_disp=16)
+    init = save_student(tmp_path / "init.pth", build_student(TINY, seed=1), TINY, {})
+    config = train.TrainConfig(data="data", init="init.pth", out_dir="out", steps=1, crop_hw=(64, 96), batch_size=1,
+                               train_iters=1, val_pairs=1, threads=1, model=TINY)
+    _, _, info = load_student(train.train(config))
+    inputs = info["meta"]["inputs"]
+    assert inputs["data"] == str((tmp_path / "data").resolve()) and inputs["init"] == str(init.resolve())
+    assert inputs["init_sha256"] == provenance.sha256_file(init) and inputs["resumed_from_step"] is None
+    config.steps = 2
+    _, _, info = load_student(train.train(config, resume=True))
+    assert info["meta"]["inputs"]["resumed_from_step"] == 1 and info["meta"]["step"] == 2
+
+
+def test_fine_tuning_keeps_the_init_checkpoints_network_config(tmp_path):
+    # the config travels with the weights: a max_disp 64 / 3-iteration network stays one after fine-tuning
+    own = StudentConfig(max_disp=64, iters=3)
+    init = save_student(tmp_path / "init.pth", build_student(own), own, {})
+    config = train.TrainConfig(init=str(init), out_dir=str(tmp_path / "out"), steps=1, crop_hw=(64, 96),
+                               batch_size=1, train_iters=1, scene_max_disp=16, val_pairs=1, threads=1)
+    _, loaded_config, info = load_student(train.train(config))
+    assert loaded_config == own and info["meta"]["train"]["model"] == own.to_dict()
+
+
 @pytest.mark.slow
 def test_synthetic_scenes_from_worker_processes(tmp_path):
     logs = []
@@ -160,6 +234,83 @@ def test_synthetic_scenes_from_worker_processes(tmp_path):
                                scene_max_disp=16, val_every=2, val_pairs=1, workers=2, threads=1, model=TINY)
     train.train(config, on_log=logs.append)
     assert [log.step for log in logs] == [1, 2] and all(np.isfinite(log.loss) for log in logs)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (Linux /proc)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from Linux /proc")
+def test_data_workers_end_when_the_training_process_is_killed(tmp_path):
+    # under a fork server the workers' parent is the server, not the trainer: after SIGKILL/SIGTERM
+    # (a scheduler, a time limit, the OOM killer) server and workers waited on each other forever
+    command = [sys.executable, "-m", "toolkit", "train", "--steps", "100", "--crop", "64x96", "--batch-size", "1",
+               "--train-iters", "1", "--val-pairs", "1", "--scene-max-disp", "16", "--threads", "1",
+               "--workers", "2", "--out", str(tmp_path / "out")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    try:
+        for line in process.stdout:
+            if line.startswith("step 1/"):
+                break
+        workers = _descendants(process.pid)
+        assert len(workers) >= 2, "the run started no worker processes"
+        process.kill()
+        process.wait(timeout=30)
+        deadline = time.monotonic() + 20
+        while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.stdout.close()
+    for pid in left:  # do not leave them to the rest of the suite
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"{len(left)} data worker process(es) outlived the training process"
+
+
+@pytest.mark.slow
+def test_ctrl_c_says_which_step_the_checkpoint_holds_and_resume_continues_from_it(tmp_path):
+    # a real SIGINT to a real process: click alone printed "Aborted!" and nothing about what was kept
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "toolkit", "train", "--steps", "100", "--crop", "64x96", "--batch-size", "1",
+               "--train-iters", "1", "--val-pairs", "1", "--scene-max-disp", "16", "--threads", "1",
+               "--ckpt-every", "2", "--out", str(out)]
+    # a test run in a background job inherits an ignored SIGINT: give the child the default back
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env=dict(os.environ, PYTHONUNBUFFERED="1"),
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        for line in process.stdout:
+            if line.startswith("step 3/"):
+                break
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, output
+    assert f"{out}/last.pth and {out}/train_state.pt hold step 2; continue with the same command and --resume" \
+        in output and "Traceback" not in output
+    result = invoke(*TINY_ARGS, "--steps", 3, "--scene-max-disp", 16, "--resume", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert [line.split()[1] for line in result.output.splitlines() if line.startswith("step ") and "/" in line] == ["3/3"]
 
 
 @pytest.mark.slow

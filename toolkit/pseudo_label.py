@@ -16,6 +16,7 @@ runner with ``any_onnx``), or a student checkpoint (.pth/.pt).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from toolkit.data import io
 from toolkit.data.pairs import StereoPair
 from toolkit.errors import InputError
 from toolkit.outputs import check_output_dir
+from toolkit.predict import check_pairs
 
 MANIFEST_NAME = "pseudo_labels.json"
 LABEL_ENCODING = "uint16 PNG, disparity x 100, 0 = invalid (InStereo2K)"
@@ -181,13 +183,19 @@ def label_pair(runner: Runner, pair: StereoPair, root: Path, out_dir: Path, with
     io.write_disparity_png(label_path, np.where(valid, prediction.disparity, 0), io.INSTEREO2K_SCALE)
     if with_images:
         for image in (pair.left, pair.right):
-            _place_image(image, out_dir / image.resolve().relative_to(root))
+            _place_image(image, out_dir / image.resolve().relative_to(root), root)
     return Label(pair.name, label_path, mask_path, float(valid.mean()))
 
 
-def _place_image(source: Path, target: Path) -> None:
-    """Hard-link an input image into the output tree (no extra space); copy across file systems."""
-    if target.exists():
+def _place_image(source: Path, target: Path, root: Path) -> None:
+    """Hard-link an input image into the output tree (no extra space); copy across file systems.
+
+    An image already there is kept only when it is this very file (a link from an earlier
+    run): an ``--overwrite`` run over another input, or over images changed since, would
+    otherwise pair the new labels with the old images. A file of the input tree ``root`` is
+    never replaced.
+    """
+    if target.exists() and (os.path.samefile(source, target) or _is_within(target.resolve(), root)):
         return
     with provenance.atomic_path(target) as tmp:
         tmp.unlink()
@@ -225,7 +233,8 @@ def pseudo_label(runner: Runner, pairs: Sequence[StereoPair], out_dir: str | os.
         The manifest path (``<out_dir>/pseudo_labels.json``).
 
     Raises:
-        InputError: no pairs, a pair outside ``root``, or an output ``check_label_output`` refuses.
+        InputError: no pairs, a pair outside ``root``, a pair that cannot be decoded or predicted
+            (``toolkit.predict.check_pairs``), or an output ``check_label_output`` refuses.
     """
     if not pairs:
         raise InputError("no stereo pairs to label; expected at least one pair")
@@ -235,6 +244,9 @@ def pseudo_label(runner: Runner, pairs: Sequence[StereoPair], out_dir: str | os.
     outside = [image for p in pairs for image in (p.left, p.right) if not _is_within(image.resolve(), root)]
     if outside:
         raise InputError(f"{outside[0]}: outside the input tree {root} that the labels mirror")
+    # every pair decoded before the first label: a damaged image at pair 40 of 50 would leave a
+    # partial label tree without a manifest that `train --data` reads all the same
+    check_pairs(pairs)
     labels = []
     for index, pair in enumerate(pairs):
         labels.append(label_pair(runner, pair, root, out_dir, with_images))
@@ -245,4 +257,24 @@ def pseudo_label(runner: Runner, pairs: Sequence[StereoPair], out_dir: str | os.
         label_encoding=LABEL_ENCODING, mask_encoding=MASK_ENCODING, images_linked=with_images,
         pairs=[_pair_record(pair, label, out_dir) for pair, label in zip(pairs, labels)],
     )
+    _remove_earlier_labels(out_dir, {path for label in labels for path in (label.label, label.mask)})
     return provenance.write_json(out_dir / MANIFEST_NAME, record)
+
+
+def _remove_earlier_labels(out_dir: Path, kept: set[Path]) -> None:
+    """Delete the labels and masks an earlier run's manifest lists that this run did not write.
+
+    An ``--overwrite`` run over fewer pairs (bad pairs taken out of the input) would otherwise
+    leave their old labels, which ``train --data`` reads like the new ones. Only files the
+    earlier manifest names, inside ``out_dir``, are touched.
+    """
+    try:
+        earlier = json.loads((out_dir / MANIFEST_NAME).read_text())["pairs"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    kept = {path.resolve() for path in kept}
+    for entry in earlier:
+        for key in ("label", "mask"):
+            path = (out_dir / str(entry.get(key, ""))).resolve() if isinstance(entry, dict) else None
+            if path is not None and path not in kept and path.is_file() and _is_within(path, out_dir.resolve()):
+                path.unlink()

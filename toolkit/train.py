@@ -31,9 +31,10 @@ from toolkit.data.training import (Batch, BatchStream, collate, dataset_batches,
 from toolkit.device import is_cuda, require_torch_device
 from toolkit.errors import DependencyError, InputError
 from toolkit.model import StudentConfig, build_student, load_student, save_student
-from toolkit.outputs import check_output_dir
+from toolkit.outputs import check_output_dir, check_output_file
 
 STATE_NAME = "train_state.pt"
+CHECKPOINT_NAME = "last.pth"
 MAX_TRAIN_ITERS = 16
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # DataLoader workers on a GPU when --workers is not given: one core stays with the training loop
@@ -68,6 +69,8 @@ class TrainConfig:
             (the training step already uses every core), one fewer than the cores on a GPU.
         fp16_weights: store checkpoints' weights in fp16 (half the size, as the built-in
             weights; loaded back as fp32). The training state for ``--resume`` stays fp32.
+        model: the network's configuration; with ``init``, the checkpoint's own (stored, or
+            the default for published weights) replaces it.
     """
 
     data: str = "synthetic"
@@ -163,11 +166,12 @@ def evaluate(model: torch.nn.Module, batches: list[Batch], iters: int) -> dict:
     return {"epe": float(errors.mean()), "bad2": float((errors > 2.0).mean())}
 
 
-def _initial_model(config: TrainConfig) -> torch.nn.Module:
+def _initial_model(config: TrainConfig) -> tuple[torch.nn.Module, StudentConfig]:
+    """The network to train and its configuration: ``config.model``, or the --init checkpoint's own."""
     if config.init is None:
-        return build_student(config.model, seed=config.seed)
-    model, _, _ = load_student(config.init)
-    return model
+        return build_student(config.model, seed=config.seed), config.model
+    model, model_config, _ = load_student(config.init)
+    return model, model_config
 
 
 def autocast_dtype(config: TrainConfig) -> torch.dtype | None:
@@ -249,7 +253,8 @@ def train(config: TrainConfig, resume: bool = False, on_log: Callable[[StepLog],
         on_log: called with a StepLog after every step (``val`` set after each validation).
 
     Raises:
-        InputError: a bad option, data folder or output folder, or --resume without a state.
+        InputError: a bad option, data folder or output folder, or --resume without a state
+            or with nothing left to train (the state already at --steps / --minutes).
         DependencyError: the device cannot run here.
     """
     started = time.perf_counter()
@@ -262,16 +267,24 @@ def train(config: TrainConfig, resume: bool = False, on_log: Callable[[StepLog],
     state_path = out_dir / STATE_NAME
     state = _load_state(state_path) if resume else None
     step, elapsed, rng = (0, 0.0, np.random.default_rng(config.seed)) if state is None else _restore_rng(state)
+    if state is not None and training_progress(step, elapsed, config) >= 1.0:
+        budget = f"--steps {config.steps}" + (f" or --minutes {config.minutes:g}" if config.minutes else "")
+        raise InputError(f"--resume: {state_path} is at step {step} after {elapsed / 60:.1f} min, already the end "
+                         f"of {budget}; expected a larger --steps or --minutes to train on")
     started -= elapsed
+    inputs = _inputs_record(config, step if state is not None else None)
     amp = autocast_dtype(config)
-    model = _initial_model(config).to(config.device).train()
+    model, model_config = _initial_model(config)
+    # the checkpoints, the loss's disparity range and the held-out iterations follow the weights' own config
+    config = dataclasses.replace(config, model=model_config)
+    model = model.to(config.device).train()
     optimiser = _Optimiser(model, config, amp)
     if state is not None:
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state)
     held_out = validation_set(config)
     out_dir.mkdir(parents=True, exist_ok=True)
-    last = out_dir / "last.pth"
+    last = out_dir / CHECKPOINT_NAME
     session = (time.perf_counter(), step)
     progress = training_progress(step, elapsed, config)
     batches = _batches(config, samples, rng, step)
@@ -288,7 +301,7 @@ def train(config: TrainConfig, resume: bool = False, on_log: Callable[[StepLog],
             if step % config.val_every == 0 or progress >= 1.0:
                 log.val = evaluate(model, held_out, config.model.iters)
             if step % config.ckpt_every == 0 or progress >= 1.0:
-                _save(model, config, step, log, last)
+                _save(model, config, step, log, last, inputs)
                 _save_state(state_path, step, elapsed, rng, model, optimiser)
             if on_log is not None:
                 on_log(log)
@@ -337,6 +350,9 @@ def _validate(config: TrainConfig, resume: bool) -> None:
         raise InputError(f"--init {config.init}: no such checkpoint")
     inputs = [config.init] + ([] if config.data == "synthetic" else [config.data])
     check_output_dir(config.out_dir, "--out", inputs=inputs)
+    # the files the run writes: fine-tuning from OUT/last.pth would silently replace its own --init
+    for name in (CHECKPOINT_NAME, STATE_NAME):
+        check_output_file(Path(config.out_dir) / name, "--out", inputs=[config.init])
     state_path = Path(config.out_dir) / STATE_NAME
     if resume and not state_path.is_file():
         raise InputError(f"--resume: {state_path} does not exist; expected the state of an earlier run "
@@ -367,9 +383,22 @@ def _check_device(config: TrainConfig) -> None:
         raise DependencyError(f"--precision bf16: {config.device} has no bf16 support; expected fp16 or auto")
 
 
-def _save(model, config: TrainConfig, step: int, log: StepLog, path: Path) -> None:
+def _inputs_record(config: TrainConfig, resumed_from: int | None) -> dict:
+    """What the weights come from: the data folder and the --init checkpoint, absolute, with its sha256.
+
+    The paths as given stay in the ``train`` record; relative paths and a checkpoint later
+    rewritten at the same path would not say which data and weights a run started from.
+    """
+    record = {"data": config.data if config.data == "synthetic" else str(Path(config.data).resolve()),
+              "init": None, "init_sha256": None, "resumed_from_step": resumed_from}
+    if config.init is not None:
+        record.update(init=str(Path(config.init).resolve()), init_sha256=provenance.sha256_file(config.init))
+    return record
+
+
+def _save(model, config: TrainConfig, step: int, log: StepLog, path: Path, inputs: dict) -> None:
     amp = autocast_dtype(config)
-    meta = provenance.record(kind="student-checkpoint", step=step, train=_config_dict(config),
+    meta = provenance.record(kind="student-checkpoint", step=step, train=_config_dict(config), inputs=inputs,
                              last_loss=log.loss, last_val=log.val, device=_device_name(config.device),
                              autocast=None if amp is None else str(amp).replace("torch.", ""),
                              elapsed_s=round(log.seconds, 1))

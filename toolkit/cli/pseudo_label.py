@@ -22,7 +22,8 @@ import click
 @click.option("--with-images/--no-images", default=True, show_default=True,
               help="Link (or copy) each pair's images to their mirrored places, so the output is a complete tree.")
 @click.option("--overwrite", is_flag=True,
-              help="Allow an --out folder that already holds disparity files (never the input itself).")
+              help="Allow an --out folder that already holds disparity files (never the input itself); "
+                   "labels an earlier run listed in its manifest and this run does not write are removed.")
 def command(inputs, teacher, out_dir, max_disp, lr_threshold, lr_check, iters, device, threads, rule, with_images,
             overwrite):
     """Write a teacher's disparities as InStereo2K-style training labels.

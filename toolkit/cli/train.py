@@ -54,14 +54,39 @@ def command(data, out_dir, steps, minutes, batch_size, crop_text, train_iters, l
                                device=parse_device(device_text), precision=precision, workers=workers,
                                fp16_weights=fp16_weights)
 
+    done = {"step": None, "saved": None}
+
     def show(log):
+        done["step"] = log.step
+        if log.step % ckpt_every == 0:
+            done["saved"] = log.step
         if log.val is not None:
             click.echo(f"step {log.step}: held-out EPE {log.val['epe']:.3f} px, bad-2 {100 * log.val['bad2']:.1f}%")
         if log.step % log_every == 0:
             click.echo(progress_line(log, steps), err=True)
 
-    last = train.train(config, resume=resume, on_log=show)
+    try:
+        last = train.train(config, resume=resume, on_log=show)
+    except KeyboardInterrupt:
+        # click would print only "Aborted!": say what a --resume continues from
+        click.echo(interrupted_line(done["step"], done["saved"], out_dir, ckpt_every, resume), err=True)
+        raise SystemExit(130) from None
     click.echo(f"checkpoint: {last}")
+
+
+def interrupted_line(step, saved, out_dir: str, ckpt_every: int, resume: bool) -> str:
+    """What a Ctrl-C left: the step reached and the step the checkpoint and training state hold."""
+    from toolkit.train import CHECKPOINT_NAME, STATE_NAME
+
+    reached = "before the first step" if step is None else f"after step {step}"
+    if saved is not None:
+        kept = (f"{out_dir}/{CHECKPOINT_NAME} and {out_dir}/{STATE_NAME} hold step {saved}; "
+                "continue with the same command and --resume")
+    elif resume:
+        kept = f"{out_dir}/{STATE_NAME} is as it was; continue with the same command"
+    else:
+        kept = f"nothing saved (a checkpoint every --ckpt-every {ckpt_every} steps)"
+    return f"interrupted {reached}: {kept}"
 
 
 def progress_line(log, steps: int) -> str:

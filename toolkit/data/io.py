@@ -136,8 +136,13 @@ def read_disparity(path: str | os.PathLike, scale: float = KITTI_SCALE) -> tuple
         valid = np.isfinite(disparity)
         return np.where(valid, disparity, 0).astype(np.float32), valid
     encoded = _decode(path, "disparity")
-    if encoded is None or encoded.ndim != 2 or encoded.dtype != np.uint16:
-        raise InputError(f"{path}: expected a single-channel 16-bit disparity PNG")
+    if encoded is None:
+        raise InputError(f"{path}: not a readable image (damaged or truncated?); expected a single-channel "
+                         "16-bit disparity PNG")
+    if encoded.ndim != 2 or encoded.dtype != np.uint16:
+        channels = 1 if encoded.ndim == 2 else encoded.shape[2]
+        raise InputError(f"{path}: a {channels}-channel {encoded.dtype} image; expected a single-channel "
+                         "16-bit disparity PNG")
     valid = encoded > 0
     return (encoded.astype(np.float32) / np.float32(scale)), valid
 

@@ -8,6 +8,10 @@ generator, so scene generation and PNG decoding keep up with a GPU.
 
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.connection
+import os
+import threading
 from typing import Iterator, NamedTuple, Sequence
 
 import numpy as np
@@ -15,6 +19,7 @@ import torch
 
 from toolkit.data import synthetic
 from toolkit.data.instereo2k import Instereo2K, Sample, load
+from toolkit.data.io import INSTEREO2K_SCALE, read_disparity
 from toolkit.errors import InputError, StereoTrtError
 
 # make_scene seeds the held-out sets use (the training run's validation scenes from 10_000_000,
@@ -79,10 +84,13 @@ def labelled_samples(root: str, crop_hw: tuple[int, int]) -> list[Sample]:
     """The train-split pairs of an InStereo2K-layout folder that carry a ``left_disp.png``.
 
     The first pair is decoded here, so a folder whose images are smaller than the crop is
-    refused before training starts.
+    refused before training starts, and so is every label (about 10 ms each at InStereo2K's
+    size): a damaged or wrongly encoded label found only when the random crops reach it
+    would end the run hours in, with everything since the last checkpoint lost.
 
     Raises:
-        InputError: no such folder or layout, no labelled pair, or pairs smaller than the crop.
+        InputError: no such folder or layout, no labelled pair, pairs smaller than the crop,
+            or a label that is not a readable 16-bit PNG.
     """
     samples = [s for s in Instereo2K(root, split="train").samples if s.disp_path is not None]
     if not samples:
@@ -90,6 +98,8 @@ def labelled_samples(root: str, crop_hw: tuple[int, int]) -> list[Sample]:
                          "(expected ground truth or `stereo-trt pseudo-label` output)")
     left = load(samples[0])[0]
     _check_fits(left, samples[0], crop_hw)
+    for sample in samples[1:]:
+        read_disparity(sample.disp_path, INSTEREO2K_SCALE)
     return samples
 
 
@@ -152,10 +162,31 @@ class BatchStream(torch.utils.data.IterableDataset):
         # each worker is one of many processes: one OpenCV thread each, as PyTorch does for itself
         cv2.setNumThreads(1)
         info = torch.utils.data.get_worker_info()
+        if info is not None:
+            _exit_with_the_training_process()
         rng = np.random.default_rng([self.seed, self.first_step, 0 if info is None else info.id])
         if self.source == "synthetic":
             return synthetic_batches(self.crop_hw, self.batch_size, self.max_disp, self.photo_textures, rng)
         return dataset_batches(self.source, self.crop_hw, self.batch_size, rng)
+
+
+def _exit_with_the_training_process() -> None:
+    """End this worker process as soon as the training process is gone, however it ended.
+
+    DataLoader's own watchdog watches a worker's parent, which under a fork server is the
+    server, not the training process; after the trainer is killed (SIGTERM, SIGKILL, the OOM
+    killer) the server and its workers would wait on each other forever. The worker's
+    ``parent_process`` is the training process, and its sentinel becomes ready when that ends.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-the-training-process", daemon=True).start()
 
 
 def worker_batches(stream: BatchStream, workers: int, pin_memory: bool) -> Iterator[Batch]:
