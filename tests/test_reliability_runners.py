@@ -1,0 +1,53 @@
+"""Review of runners, devices and reliability: hostile but realistic inputs, each one line + exit 2.
+
+Every test goes through the CLI (click's CliRunner) and fails without the fix it names.
+"""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from toolkit.cli import main
+from toolkit.data import io
+from toolkit.data.synthetic import make_scene
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def assert_clean_failure(result, *fragments: str) -> str:
+    """Exit 2, one 'Error:' line on stderr naming ``fragments``, no traceback; returns the line."""
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+@pytest.fixture
+def ws(tmp_path):
+    scene = make_scene(3, 64, 96, max_disp=16)
+    io.write_image(tmp_path / "left.png", scene.left)
+    io.write_image(tmp_path / "right.png", scene.right)
+    return tmp_path
+
+
+@pytest.mark.parametrize("args, option", [
+    (["predict", "{ws}/left.png", "{ws}/right.png", "--focal", "100", "--baseline", "0.1", "--doffs", "nan"], "--doffs"),
+    (["predict", "{ws}/left.png", "{ws}/right.png", "--ply", "--focal", "100", "--baseline", "0.1",
+      "--max-depth", "nan"], "--max-depth"),
+    (["run", "--source", "{ws}", "--rectified", "--headless", "--backend", "sgbm", "--depth",
+      "--focal-px", "inf", "--baseline", "0.1"], "--focal-px"),
+    (["calibrate-camera", "{ws}", "--board", "9x6", "--square", "nan", "--out", "{ws}/stereo.yaml"], "--square"),
+])
+def test_nan_and_inf_are_refused_by_every_float_option(ws, args, option):
+    # click's float type accepts "nan" and "inf": they gave all-NaN depth, unfiltered clouds and
+    # a calibration that read every pair before failing.
+    before = sorted(ws.rglob("*"))
+    result = invoke(*[a.format(ws=ws) for a in args])
+    assert_clean_failure(result, option, "expected a finite number")
+    assert sorted(ws.rglob("*")) == before
