@@ -51,3 +51,18 @@ def test_nan_and_inf_are_refused_by_every_float_option(ws, args, option):
     result = invoke(*[a.format(ws=ws) for a in args])
     assert_clean_failure(result, option, "expected a finite number")
     assert sorted(ws.rglob("*")) == before
+
+
+@pytest.mark.parametrize("content", [b"", b"xx"])
+@pytest.mark.parametrize("command", [
+    ["predict", "{ws}/left.png", "{ws}/right.png", "--model", "{model}", "--out", "{ws}/out"],
+    ["quantize", "{model}", "-c", "{ws}", "--out", "{ws}/q.onnx"],
+])
+def test_an_empty_onnx_file_is_named_as_such_not_as_missing_metadata(ws, content, command):
+    # an empty file parses as an empty protobuf: it used to be called a model without stereo-trt metadata
+    model = ws / "model.onnx"
+    model.write_bytes(content)
+    result = invoke(*[a.format(ws=ws, model=model) for a in command])
+    line = assert_clean_failure(result, "model.onnx", "without a graph (empty or truncated)")
+    assert "metadata" not in line
+    assert not (ws / "out").exists() and not (ws / "q.onnx").exists()
