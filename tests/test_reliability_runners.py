@@ -66,3 +66,23 @@ def test_an_empty_onnx_file_is_named_as_such_not_as_missing_metadata(ws, content
     line = assert_clean_failure(result, "model.onnx", "without a graph (empty or truncated)")
     assert "metadata" not in line
     assert not (ws / "out").exists() and not (ws / "q.onnx").exists()
+
+
+@pytest.mark.parametrize("text, modifier", [("student.pth+fp17", "+fp17"), ("sgbm+grahp", "+grahp"),
+                                            ("model.onnx+lr+fp64", "+fp64"), ("model.onnx+fp64+lr", "+fp64")])
+def test_a_typo_in_a_model_modifier_is_named(ws, text, modifier):
+    # it used to read as a file suffix: "cannot tell the backend from suffix '.pth+fp17'"
+    for name in ("student.pth", "model.onnx"):
+        (ws / name).write_bytes(b"")
+    model = text if text.startswith("sgbm") else str(ws / text)
+    result = invoke("bench", "--model", model, "--no-memory", "--out", ws / "report")
+    assert_clean_failure(result, f"unknown modifier {modifier}", "+fp16", "+graph")
+    assert not (ws / "report").exists()
+
+
+def test_a_model_file_whose_name_holds_a_plus_is_still_a_file(ws):
+    from toolkit.backends.spec import parse_model_text
+
+    (ws / "net+v2.onnx").write_bytes(b"")
+    assert parse_model_text(str(ws / "net+v2.onnx")).model == str(ws / "net+v2.onnx")
+    assert parse_model_text(str(ws / "net+v2.onnx") + "+lr").lr_check
