@@ -86,3 +86,11 @@ def test_a_model_file_whose_name_holds_a_plus_is_still_a_file(ws):
     (ws / "net+v2.onnx").write_bytes(b"")
     assert parse_model_text(str(ws / "net+v2.onnx")).model == str(ws / "net+v2.onnx")
     assert parse_model_text(str(ws / "net+v2.onnx") + "+lr").lr_check
+
+
+def test_predict_refuses_a_left_image_given_twice(ws):
+    # left.png has its right.png by name, so "left.png left.png" is a list of left images: the pair
+    # was predicted twice into the same files and reported as "2 pair(s) written"
+    result = invoke("predict", ws / "left.png", ws / "left.png", "--out", ws / "out")
+    assert_clean_failure(result, "left.png", "given twice")
+    assert not (ws / "out").exists()
