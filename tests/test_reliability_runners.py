@@ -94,3 +94,16 @@ def test_predict_refuses_a_left_image_given_twice(ws):
     result = invoke("predict", ws / "left.png", ws / "left.png", "--out", ws / "out")
     assert_clean_failure(result, "left.png", "given twice")
     assert not (ws / "out").exists()
+
+
+def test_run_without_model_refuses_a_precision_before_exporting(ws, monkeypatch):
+    # the built-in student on ONNX Runtime is an FP32 ONNX: --precision fp16 was refused by the runner,
+    # after a 40 s export that left the ONNX behind
+    from toolkit import demo
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported before the options were checked")
+
+    monkeypatch.setattr(demo, "ensure_onnx", no_export)
+    result = invoke("run", "--source", ws, "--rectified", "--headless", "--precision", "fp16", "--device", "cpu")
+    assert_clean_failure(result, "--precision fp16", "fp32")
