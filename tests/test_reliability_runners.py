@@ -107,3 +107,30 @@ def test_run_without_model_refuses_a_precision_before_exporting(ws, monkeypatch)
     monkeypatch.setattr(demo, "ensure_onnx", no_export)
     result = invoke("run", "--source", ws, "--rectified", "--headless", "--precision", "fp16", "--device", "cpu")
     assert_clean_failure(result, "--precision fp16", "fp32")
+
+
+@pytest.mark.parametrize("modifiers, fragment", [("+graph", "--cuda-graph needs a CUDA device"),
+                                                 ("+graph+cuda", "--device cuda")])
+def test_bench_checks_a_graph_row_without_size_before_the_data_loads(ws, monkeypatch, modifiers, fragment):
+    # a +graph row without --size skipped every check (its size might come from the exported rows):
+    # a CPU-only machine read the whole dataset and loaded the other rows before hearing of it
+    from tiny_models import exported_tiny_onnx
+    from toolkit import paths
+    from toolkit.bench import harness
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("the data loaded before the rows were checked")
+
+    monkeypatch.setattr(harness, "load_bench_data", no_data)
+    monkeypatch.setattr("toolkit.device.require_torch_device", _no_cuda)
+    result = invoke("bench", "--model", f"{paths.BUILTIN_CHECKPOINT}{modifiers}", "--model", exported_tiny_onnx(),
+                    "--no-memory", "--out", ws / "report")
+    assert_clean_failure(result, fragment)
+    assert not (ws / "report").exists()
+
+
+def _no_cuda(device, option="--device"):
+    from toolkit.errors import DependencyError
+
+    if device != "cpu":
+        raise DependencyError(f"{option} {device}: no usable CUDA GPU here (test)")
