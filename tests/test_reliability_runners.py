@@ -134,3 +134,11 @@ def _no_cuda(device, option="--device"):
 
     if device != "cpu":
         raise DependencyError(f"{option} {device}: no usable CUDA GPU here (test)")
+
+
+@pytest.mark.parametrize("args, fragment", [(["predict", "--outt", "x"], "No such option '--outt'"),
+                                            (["bench", "--model", "sgbm", "extra"], "unexpected extra argument"),
+                                            (["predcit"], "No such command 'predcit'")])
+def test_an_unknown_option_or_command_is_one_line_too(args, fragment):
+    # only bad values were one line; a typo in an option name came with four lines of usage
+    assert_clean_failure(invoke(*args), fragment)

@@ -58,9 +58,10 @@ class StereoGroup(click.Group):
             return super().invoke(ctx)
         except StereoTrtError as exc:
             raise UserError(str(exc)) from None
-        except click.BadParameter as exc:
-            # click shows a bad value with the usage and a hint around it: four lines where our
-            # promise is one naming the option ("Invalid value for '--fps': 0.0 is not in the range ...").
+        except click.UsageError as exc:
+            # click shows a bad value, an unknown option or command with the usage and a hint around
+            # it: four lines where our promise is one naming the option ("Invalid value for '--fps':
+            # 0.0 is not in the range ...", "No such option '--outt'. Did you mean '--out'?").
             raise UserError(exc.format_message()) from None
 
 
