@@ -142,3 +142,12 @@ def _no_cuda(device, option="--device"):
 def test_an_unknown_option_or_command_is_one_line_too(args, fragment):
     # only bad values were one line; a typo in an option name came with four lines of usage
     assert_clean_failure(invoke(*args), fragment)
+
+
+@pytest.mark.parametrize("matrix", ["   rows: 3\n", "   rows: 3\n   cols: 3\n   dt: d\n   data: [1, 2]\n"])
+def test_a_truncated_opencv_matrix_in_a_calibration_is_one_line(ws, matrix):
+    # OpenCV's node.mat() raised cv2.error out of the YAML reader: a 40-line traceback
+    calibration = ws / "stereo.yaml"
+    calibration.write_text("%YAML:1.0\n---\nK1: !!opencv-matrix\n" + matrix)
+    result = invoke("run", "--source", ws, "--calibration", calibration, "--backend", "sgbm", "--headless")
+    assert_clean_failure(result, "stereo.yaml", "K1", "opencv-matrix")
