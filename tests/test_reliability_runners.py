@@ -151,3 +151,25 @@ def test_a_truncated_opencv_matrix_in_a_calibration_is_one_line(ws, matrix):
     calibration.write_text("%YAML:1.0\n---\nK1: !!opencv-matrix\n" + matrix)
     result = invoke("run", "--source", ws, "--calibration", calibration, "--backend", "sgbm", "--headless")
     assert_clean_failure(result, "stereo.yaml", "K1", "opencv-matrix")
+
+
+@pytest.mark.parametrize("broken", ["im1.png", "disp0GT.pfm"])
+def test_bench_decodes_every_pair_and_ground_truth_before_the_rows_load(ws, monkeypatch, broken):
+    # images and ground truth were read during the timed passes: a damaged pair 40 of 50 ended the
+    # run minutes in, after every row had loaded
+    from toolkit.bench import harness
+
+    scene = ws / "data" / "scene"
+    scene.mkdir(parents=True)
+    (scene / "im0.png").write_bytes((ws / "left.png").read_bytes())
+    (scene / "im1.png").write_bytes((ws / "right.png").read_bytes())
+    io.write_pfm(scene / "disp0GT.pfm", make_scene(3, 64, 96, max_disp=16).disparity)
+    (scene / broken).write_bytes((scene / broken).read_bytes()[:40])
+
+    def no_rows(*args, **kwargs):
+        raise AssertionError("the rows loaded before the data was checked")
+
+    monkeypatch.setattr(harness, "_open_rows", no_rows)
+    result = invoke("bench", "--model", "sgbm", "--data", ws / "data", "--no-memory", "--out", ws / "report")
+    assert_clean_failure(result, broken)
+    assert not (ws / "report").exists()
