@@ -83,8 +83,10 @@ class QuantizeOptions:
             raise InputError(f"--percentile {self.percentile}: expected a value in (0, 100]")
         if self.max_epe_delta is not None and self.max_epe_delta <= 0:
             raise InputError(f"--max-epe-delta {self.max_epe_delta}: expected a positive budget in pixels")
-        if self.sensitivity_pairs < 1 or self.speed_runs < 0:
-            raise InputError("sensitivity pairs must be >= 1 and speed runs >= 0")
+        if self.sensitivity_pairs < 1:
+            raise InputError(f"--sensitivity-pairs {self.sensitivity_pairs}: expected 1 or more")
+        if self.speed_runs < 0:
+            raise InputError(f"--speed-runs {self.speed_runs}: expected 0 or more (0 skips timing)")
         if self.threads is not None and self.threads < 1:
             raise InputError(f"--threads {self.threads}: expected a positive thread count")
 
