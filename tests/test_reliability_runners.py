@@ -185,3 +185,22 @@ def test_a_bad_value_names_its_own_option(ws, args, fragment):
     result = invoke(*[a.format(ws=ws) for a in args])
     assert_clean_failure(result, fragment)
     assert not (ws / "e.onnx").exists() and not (ws / "q.onnx").exists()
+
+
+def test_bench_names_a_missing_tensorrt_before_the_data_loads(ws, monkeypatch):
+    # an engine row on a machine without TensorRT failed only when its runner opened, after the data
+    import importlib.util
+
+    from toolkit.bench import harness
+
+    if importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("TensorRT is importable here: the engine row would load")
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("the data loaded before the rows were checked")
+
+    monkeypatch.setattr(harness, "load_bench_data", no_data)
+    (ws / "model.engine").write_bytes(b"")
+    result = invoke("bench", "--model", ws / "model.engine", "--no-memory", "--out", ws / "report")
+    assert_clean_failure(result, "tensorrt", "doctor")
+    assert not (ws / "report").exists()
