@@ -204,3 +204,10 @@ def test_bench_names_a_missing_tensorrt_before_the_data_loads(ws, monkeypatch):
     result = invoke("bench", "--model", ws / "model.engine", "--no-memory", "--out", ws / "report")
     assert_clean_failure(result, "tensorrt", "doctor")
     assert not (ws / "report").exists()
+
+
+def test_cpu_and_cuda_modifiers_together_are_named_as_such(ws):
+    # "+cpu+cuda" was reported as "+cpu given twice"
+    (ws / "model.onnx").write_bytes(b"")
+    result = invoke("bench", "--model", f"{ws / 'model.onnx'}+cpu+cuda", "--no-memory", "--out", ws / "report")
+    assert_clean_failure(result, "+cpu and +cuda exclude each other")

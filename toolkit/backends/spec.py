@@ -94,15 +94,19 @@ def parse_model_text(text: str, **fields_) -> RunnerSpec:
     Raises:
         InputError: a modifier given twice, or an unknown one after a model name (``student.pth+fp17``).
     """
-    base, flags = str(text), {}
+    base, flags, given = str(text), {}, {}
     while "+" in base:
         head, _, tail = base.rpartition("+")
         if tail.lower() not in MODIFIERS:
             _refuse_unknown_modifier(text, base, head, tail)
             break
-        if MODIFIERS[tail.lower()] in flags:
-            raise InputError(f"--model {text}: +{tail} given twice")
-        flags[MODIFIERS[tail.lower()]] = MODIFIER_VALUES.get(tail.lower(), True)
+        field = MODIFIERS[tail.lower()]
+        if field in flags:
+            if given[field].lower() == tail.lower():
+                raise InputError(f"--model {text}: +{tail} given twice")
+            raise InputError(f"--model {text}: +{tail} and +{given[field]} exclude each other (both set the device)")
+        flags[field] = MODIFIER_VALUES.get(tail.lower(), True)
+        given[field] = tail
         base = head
     return RunnerSpec(model=base, **{**fields_, **flags})
 
