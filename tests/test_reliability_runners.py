@@ -178,11 +178,16 @@ def test_bench_decodes_every_pair_and_ground_truth_before_the_rows_load(ws, monk
 @pytest.mark.parametrize("args, fragment", [
     (["export", "--dynamic", "32x32:64x64:9999x9999", "--out", "{ws}/e.onnx"], "--dynamic 9999x9999"),
     (["quantize", "{ws}/m.onnx", "-c", "{ws}", "--out", "{ws}/q.onnx", "--speed-runs", "-1"], "--speed-runs -1"),
+    (["quantize", "{onnx}", "-c", "{ws}", "--out", "{ws}/q.onnx", "--n-calib", "0"], "--n-calib 0: expected"),
 ])
 def test_a_bad_value_names_its_own_option(ws, args, fragment):
-    # --dynamic's sizes were reported as "--size 9999x9999"; --speed-runs as "speed runs >= 0"
+    # --dynamic's sizes were reported as "--size 9999x9999"; --speed-runs as "speed runs >= 0";
+    # --n-calib 0 as "--n-calib 0 / --holdout None"
+    from tiny_models import exported_tiny_onnx
+
     (ws / "m.onnx").write_bytes(b"")
-    result = invoke(*[a.format(ws=ws) for a in args])
+    onnx = exported_tiny_onnx() if "{onnx}" in args else None
+    result = invoke(*[a.format(ws=ws, onnx=onnx) for a in args])
     assert_clean_failure(result, fragment)
     assert not (ws / "e.onnx").exists() and not (ws / "q.onnx").exists()
 

@@ -171,8 +171,9 @@ def quantize_onnx(
     check_output_file(error_map_path(out), "--out", inputs=[fp32_path])
     if cache_path is not None:
         check_output_file(cache_path, "--cache", inputs=[fp32_path, out])
-    if n_calib is not None and n_calib < 1 or holdout is not None and holdout < 1:
-        raise InputError(f"--n-calib {n_calib} / --holdout {holdout}: expected at least 1 pair each")
+    for option, count in (("--n-calib", n_calib), ("--holdout", holdout)):
+        if count is not None and count < 1:
+            raise InputError(f"{option} {count}: expected at least 1 pair")
     size = network_size(metadata)
     split = load_split(calibration, n_calib, holdout, seed, size)
     if not split.holdout:
