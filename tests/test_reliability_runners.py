@@ -5,6 +5,7 @@ Every test goes through the CLI (click's CliRunner) and fails without the fix it
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -216,3 +217,13 @@ def test_cpu_and_cuda_modifiers_together_are_named_as_such(ws):
     (ws / "model.onnx").write_bytes(b"")
     result = invoke("bench", "--model", f"{ws / 'model.onnx'}+cpu+cuda", "--no-memory", "--out", ws / "report")
     assert_clean_failure(result, "+cpu and +cuda exclude each other")
+
+
+def test_run_names_the_source_frame_the_network_cannot_take(ws):
+    # the message came without the option or frame it was about ("image of 40x5000 px ... is larger ...")
+    wide = np.zeros((40, 5000, 3), np.uint8)
+    io.write_image(ws / "wide_left.png", wide)
+    io.write_image(ws / "wide_right.png", wide)
+    result = invoke("run", "--source", ws / "wide_left.png", "--source", ws / "wide_right.png", "--rectified",
+                    "--headless", "--backend", "sgbm")
+    assert_clean_failure(result, "--source frame 0", "40x5000", "--size")
