@@ -227,3 +227,12 @@ def test_run_names_the_source_frame_the_network_cannot_take(ws):
     result = invoke("run", "--source", ws / "wide_left.png", "--source", ws / "wide_right.png", "--rectified",
                     "--headless", "--backend", "sgbm")
     assert_clean_failure(result, "--source frame 0", "40x5000", "--size")
+
+
+def test_bench_results_csv_records_the_providers_each_row_ran_on():
+    # report.json had them; results.csv dropped every list, the providers with the raw samples
+    from toolkit.bench.report import flat_row
+
+    flat = flat_row({"device": "cpu", "providers": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+                     "latency": {"samples": [1.0, 2.0], "p50": 1.5}})
+    assert flat == {"device": "cpu", "providers": "CUDAExecutionProvider CPUExecutionProvider", "latency.p50": 1.5}
