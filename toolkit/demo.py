@@ -27,6 +27,7 @@ from toolkit.backends.choice import BackendChoice
 from toolkit.backends.spec import RunnerSpec
 from toolkit.bench import metrics
 from toolkit.data import builtin, io
+from toolkit.errors import InputError
 from toolkit.stream import loop
 from toolkit.stream.rectify import DepthConverter
 from toolkit.stream.record import VideoRecorder
@@ -159,6 +160,10 @@ def demo_choice(backend: str | None, device: str | None) -> BackendChoice:
                          f"--backend {backend}")
 
 
+# the precision of what ``choice_spec`` makes from a checkpoint: ensure_onnx's ONNX, ensure_engine's engine
+BUILT_PRECISION = {"onnxruntime": "fp32", "tensorrt": "fp16"}
+
+
 def choice_spec(choice: BackendChoice, checkpoint: Path, size: tuple[int, int], engines_dir: Path | str | None = None,
                 log: Callable[[str], None] = print, **fields) -> RunnerSpec:
     """The runner spec of a backend choice for a checkpoint: the checkpoint itself (PyTorch), or its
@@ -169,6 +174,12 @@ def choice_spec(choice: BackendChoice, checkpoint: Path, size: tuple[int, int], 
             (the model is then the checkpoint), for checking options before the export.
         **fields: further ``RunnerSpec`` fields (threads, max_disp, lr_check).
     """
+    baked = BUILT_PRECISION.get(choice.backend)
+    if choice.precision is not None and baked is not None and choice.precision != baked:
+        # refused here, before minutes of export or engine build, not by the runner afterwards
+        raise InputError(f"--precision {choice.precision}: on {choice.backend} the checkpoint runs as the {baked} "
+                         f"model made from it; choose --precision {baked}, or give --model (an ONNX model "
+                         "exported at that precision, or the checkpoint on a CUDA device)")
     model = checkpoint
     if choice.backend != "torch" and engines_dir is not None:
         onnx_path = ensure_onnx(checkpoint, Path(engines_dir), size, log)

@@ -246,7 +246,7 @@ def parse_dynamic(text: str | None) -> DynamicShapes | None:
     parts = text.split(":")
     if len(parts) != 3:
         raise InputError(f"--dynamic {text!r}: expected MIN:OPT:MAX sizes, for example 256x320:480x640:544x960")
-    sizes = [preprocess.parse_size(part) for part in parts]
+    sizes = [preprocess.parse_size(part, "--dynamic") for part in parts]
     dynamic = DynamicShapes(*sizes)
     check_dynamic(dynamic)
     return dynamic

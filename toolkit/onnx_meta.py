@@ -58,4 +58,8 @@ def read_stereo_metadata(path: str | os.PathLike) -> dict:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError / ValueError / OSError depending on the damage
         raise ModelError(f"{path}: not an ONNX model ({type(exc).__name__})") from None
+    # An empty or damaged file can parse as an empty protobuf message: say so, not "no metadata".
+    if not model.graph.node:
+        raise ModelError(f"{path}: an ONNX file without a graph (empty or truncated); expected a model from "
+                         "`stereo-trt export` or `quantize`")
     return get_stereo_metadata(model, str(path))

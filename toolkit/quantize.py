@@ -83,8 +83,10 @@ class QuantizeOptions:
             raise InputError(f"--percentile {self.percentile}: expected a value in (0, 100]")
         if self.max_epe_delta is not None and self.max_epe_delta <= 0:
             raise InputError(f"--max-epe-delta {self.max_epe_delta}: expected a positive budget in pixels")
-        if self.sensitivity_pairs < 1 or self.speed_runs < 0:
-            raise InputError("sensitivity pairs must be >= 1 and speed runs >= 0")
+        if self.sensitivity_pairs < 1:
+            raise InputError(f"--sensitivity-pairs {self.sensitivity_pairs}: expected 1 or more")
+        if self.speed_runs < 0:
+            raise InputError(f"--speed-runs {self.speed_runs}: expected 0 or more (0 skips timing)")
         if self.threads is not None and self.threads < 1:
             raise InputError(f"--threads {self.threads}: expected a positive thread count")
 
@@ -169,8 +171,9 @@ def quantize_onnx(
     check_output_file(error_map_path(out), "--out", inputs=[fp32_path])
     if cache_path is not None:
         check_output_file(cache_path, "--cache", inputs=[fp32_path, out])
-    if n_calib is not None and n_calib < 1 or holdout is not None and holdout < 1:
-        raise InputError(f"--n-calib {n_calib} / --holdout {holdout}: expected at least 1 pair each")
+    for option, count in (("--n-calib", n_calib), ("--holdout", holdout)):
+        if count is not None and count < 1:
+            raise InputError(f"{option} {count}: expected at least 1 pair")
     size = network_size(metadata)
     split = load_split(calibration, n_calib, holdout, seed, size)
     if not split.holdout:

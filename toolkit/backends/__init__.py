@@ -30,7 +30,8 @@ def check_spec(spec: RunnerSpec) -> tuple[str, RunnerSpec]:
 
     Raises:
         InputError: see ``resolve``.
-        DependencyError: CUDA asked for and the backend cannot use it here (the message points to doctor).
+        DependencyError: CUDA asked for and the backend cannot use it here, or TensorRT is not
+            importable for an engine (the message points to doctor).
     """
     from toolkit.device import onnxruntime_providers, require_torch_device
 
@@ -39,6 +40,10 @@ def check_spec(spec: RunnerSpec) -> tuple[str, RunnerSpec]:
         require_torch_device(spec.device)
     elif backend == "onnxruntime":
         onnxruntime_providers(spec.device)
+    elif backend == "tensorrt":
+        from toolkit.trt.deps import import_tensorrt
+
+        import_tensorrt()  # a missing TensorRT is named before a dataset loads, not after
     return backend, spec
 
 

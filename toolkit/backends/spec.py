@@ -92,18 +92,33 @@ def parse_model_text(text: str, **fields_) -> RunnerSpec:
     rows on the GPU); ``fields_`` fill the other fields.
 
     Raises:
-        InputError: a modifier given twice.
+        InputError: a modifier given twice, or an unknown one after a model name (``student.pth+fp17``).
     """
-    base, flags = str(text), {}
+    base, flags, given = str(text), {}, {}
     while "+" in base:
         head, _, tail = base.rpartition("+")
         if tail.lower() not in MODIFIERS:
+            _refuse_unknown_modifier(text, base, head, tail)
             break
-        if MODIFIERS[tail.lower()] in flags:
-            raise InputError(f"--model {text}: +{tail} given twice")
-        flags[MODIFIERS[tail.lower()]] = MODIFIER_VALUES.get(tail.lower(), True)
+        field = MODIFIERS[tail.lower()]
+        if field in flags:
+            if given[field].lower() == tail.lower():
+                raise InputError(f"--model {text}: +{tail} given twice")
+            raise InputError(f"--model {text}: +{tail} and +{given[field]} exclude each other (both set the device)")
+        flags[field] = MODIFIER_VALUES.get(tail.lower(), True)
+        given[field] = tail
         base = head
     return RunnerSpec(model=base, **{**fields_, **flags})
+
+
+def _refuse_unknown_modifier(text: str, base: str, head: str, tail: str) -> None:
+    """``student.pth+fp17``: a typo in a modifier, not a file with an odd suffix (unless that file exists)."""
+    while "+" in head and head.rpartition("+")[2].lower() in MODIFIERS:
+        head = head.rpartition("+")[0]
+    head_is_model = head.lower() == SGBM or Path(head).suffix.lower() in BACKEND_BY_SUFFIX
+    if head_is_model and not Path(base).exists():
+        raise InputError(f"--model {text}: unknown modifier +{tail}; expected "
+                         f"{', '.join('+' + name for name in MODIFIERS)} after the model")
 
 
 def model_label(spec: RunnerSpec) -> str:

@@ -99,3 +99,27 @@ def read_ground_truth(data: BenchData, pair: StereoPair) -> tuple[np.ndarray, np
     if pair.gt_path is None:
         return data.builtin_gt if data.builtin_gt is not None and pair.name == BUILTIN_NAME else None
     return io.read_disparity(pair.gt_path, pair.gt_scale)
+
+
+def check_bench_data(data: BenchData, size: tuple[int, int] | None = None) -> None:
+    """Decode every pair and its ground truth once, before any row loads or any pass is timed.
+
+    A benchmark should not stop at pair 40 of 50, minutes into its timed passes, on a corrupt
+    image or a truncated ground-truth file; decoding costs little next to the passes.
+
+    Raises:
+        InputError: naming the file: unreadable, left/right sizes differ, a size the network
+            cannot take, or ground truth of another size than its left image.
+    """
+    from toolkit import preprocess
+
+    for pair in data.pairs:
+        left, right = io.read_image(pair.left), io.read_image(pair.right)
+        try:
+            preprocess.plan_geometry(preprocess.check_pair(left, right)[0].shape[:2], size)
+        except InputError as exc:
+            raise InputError(f"pair {pair.name} ({pair.left}): {exc}") from None
+        truth = read_ground_truth(data, pair) if pair.gt_path is not None else None
+        if truth is not None and truth[0].shape != left.shape[:2]:
+            raise InputError(f"{pair.gt_path}: ground truth is {truth[0].shape[1]}x{truth[0].shape[0]}, "
+                             f"the left image {left.shape[1]}x{left.shape[0]}")

@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 
 from toolkit.bench import memory, metrics, models
-from toolkit.bench.datasets import BenchData, load_bench_data, read_ground_truth
+from toolkit.bench.datasets import BenchData, check_bench_data, load_bench_data, read_ground_truth
 from toolkit.bench.timing import latency_stats, interleaved_order
 from toolkit.backends.lr_check import LRCheckRunner
 from toolkit.data import io
@@ -246,6 +246,7 @@ def run_bench(config: BenchConfig, out_dir: str | Path, progress: Progress | Non
     notes = []
     with tempfile.TemporaryDirectory(prefix="stereo-trt-bench-") as scratch:
         data = load_bench_data(config.data, scratch, config.split, config.limit)
+        check_bench_data(data, config.size)
         passes = config.repeats or -(-MIN_TIMED_CALLS // len(data.pairs))
         say(f"data: {data.description['pairs']} pair(s) from {config.data} "
             f"({data.description['with_ground_truth']} with ground truth); {passes} timed pass(es)")

@@ -114,11 +114,15 @@ def check_rows(infos: list, device: str, threads: int | None, size: tuple | None
         DependencyError: --device asks for CUDA a PyTorch or ONNX Runtime row cannot use here.
     """
     from toolkit.backends import check_spec
+    from toolkit.preprocess import PAD_MULTIPLE
 
+    exported = any(info.backend in ("onnxruntime", "tensorrt") for info in infos)
     for info in infos:
         spec = row_spec(info.spec, device, threads, size=size)
-        if spec.cuda_graph and size is None and info.backend == "torch":
-            continue  # the size may still come from the exported rows; open_runner checks again
+        if spec.cuda_graph and size is None and info.backend == "torch" and exported:
+            # the size may still come from the exported rows (open_runner checks it again); the
+            # device and every other option are checked now, with a stand-in size
+            spec = spec.with_(size=(PAD_MULTIPLE, PAD_MULTIPLE))
         check_spec(spec)
 
 

@@ -342,7 +342,8 @@ def _figure_section(figures: dict) -> list:
 
 
 def flat_row(row: dict) -> dict:
-    """One RowResult dict as a flat CSV record (nested keys joined by '.', lists left out)."""
+    """One RowResult dict as a flat CSV record (nested keys joined by '.', lists of numbers left out,
+    lists of names joined by spaces)."""
     flat = {}
 
     def visit(prefix: str, value) -> None:
@@ -352,6 +353,8 @@ def flat_row(row: dict) -> dict:
                     visit(f"{prefix}.{key}" if prefix else str(key), inner)
         elif not isinstance(value, (list, tuple)):
             flat[prefix] = value
+        elif value and all(isinstance(item, str) for item in value):
+            flat[prefix] = " ".join(value)  # names, such as the execution providers a row ran on
 
     visit("", row)
     return flat

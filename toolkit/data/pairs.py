@@ -99,7 +99,19 @@ def discover_pairs(spec: str | os.PathLike | Sequence[str | os.PathLike],
     if len(items) == 2 and _is_left_right(Path(items[0]), Path(items[1]), rule):
         left, right = Path(items[0]), Path(items[1])
         return [_pair(_pair_name(left, rule), left, right)]
+    _refuse_repeated(items)
     return _unique_names(_from_left_images([Path(i) for i in items], rule))
+
+
+def _refuse_repeated(items: list) -> None:
+    """A left image listed twice would be predicted twice into the same files."""
+    seen = {}
+    for item in items:
+        key = Path(item).resolve()
+        if key in seen:
+            raise InputError(f"{item}: given twice (also as {seen[key]}); expected each left image once, "
+                             "or LEFT RIGHT")
+        seen[key] = item
 
 
 def _is_left_right(first: Path, second: Path, rule) -> bool:

@@ -31,6 +31,7 @@ import numpy as np
 
 from toolkit import preprocess
 from toolkit.backends.base import Runner
+from toolkit.errors import InputError
 from toolkit.stream import overlay
 from toolkit.stream.buffers import CLOSED, FifoBuffer, FrameBuffer, make_buffer
 from toolkit.stream.rectify import DepthConverter, Rectifier
@@ -273,7 +274,10 @@ class _Pipeline:
         left, right = frame.left, frame.right
         if self.options.rectifier is not None:
             left, right = self.options.rectifier.rectify(left, right)
-        prepared = preprocess.prepare_pair(left, right, self.runner.input_hw)
+        try:
+            prepared = preprocess.prepare_pair(left, right, self.runner.input_hw)
+        except InputError as exc:  # a frame the network cannot take: say which, and that it came from the source
+            raise InputError(f"--source frame {frame.index}: {exc}") from None
         return _Work(frame, left, prepared, prepare_ms=(time.perf_counter() - start) * 1000.0)
 
     def _infer(self, work: _Work) -> _Work:

@@ -111,7 +111,11 @@ def _read_filestorage(path: Path) -> dict:
         for key in root.keys():
             node = root.getNode(key)
             if node.isMap():
-                fields[key] = node.mat()
+                try:
+                    fields[key] = node.mat()
+                except (cv2.error, SystemError):  # an opencv-matrix without its dt/data (truncated, hand-edited)
+                    raise InputError(f"--calibration {path}: {key} is not a complete opencv-matrix "
+                                     "(expected rows, cols, dt and data)") from None
             elif node.isSeq():
                 fields[key] = [node.at(i).real() for i in range(node.size())]
             elif node.isString():
