@@ -129,7 +129,7 @@ LINES = {
     "stereo-trt ros2 --left-topic /left/image_rect --right-topic /right/image_rect --rectified "
     "--model engines/student_fp16.engine":
         NEEDS_RCLPY + "stereo-trt ros2 --left-topic /left/image_rect --right-topic /right/image_rect --rectified "
-        "--model engines/student_fp16.engine",
+        f"--model engines/{SMALL_MODEL}_fp32.onnx",
     # --help examples
     "stereo-trt predict left.png right.png --out outputs/": "stereo-trt predict left.png right.png --out outputs/",
     "stereo-trt predict left.png right.png --focal 721.5 --baseline 0.54 --out outputs/":

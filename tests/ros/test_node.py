@@ -57,6 +57,17 @@ def test_calibration_and_rectified_exclude_each_other_as_in_run(tmp_path):
     assert result.exit_code == 2 and "--calibration and --rectified exclude each other" in result.output, result.output
 
 
+@pytest.mark.parametrize("options, message", [
+    (["--device", "cuda:abc"], "--device 'cuda:abc': expected cpu, cuda or cuda:N"),
+    (["--model", "missing.onnx"], "missing.onnx"),
+    (["--backend", "sgbm", "--precision", "fp16"], "--precision"),
+])
+def test_model_options_are_checked_before_rclpy_is_needed(options, message):
+    result = CliRunner().invoke(main, ["ros2", *options])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert message in result.output and "rclpy" not in result.output
+
+
 def test_help_has_an_example_and_needs_no_ros():
     result = CliRunner().invoke(main, ["ros2", "--help"])
     assert result.exit_code == 0 and "Example: stereo-trt ros2 " in result.output

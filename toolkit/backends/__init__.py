@@ -29,7 +29,7 @@ def check_spec(spec: RunnerSpec) -> tuple[str, RunnerSpec]:
         (backend, resolved spec).
 
     Raises:
-        InputError: see ``resolve``.
+        InputError: see ``resolve``; a model file that does not exist.
         DependencyError: CUDA asked for and the backend cannot use it here, or TensorRT is not
             importable for an engine (the message points to doctor).
     """
@@ -44,6 +44,9 @@ def check_spec(spec: RunnerSpec) -> tuple[str, RunnerSpec]:
         from toolkit.trt.deps import import_tensorrt
 
         import_tensorrt()  # a missing TensorRT is named before a dataset loads, not after
+    # after the device: what this machine lacks is the more useful news than a path to fix
+    if backend != "sgbm" and not Path(spec.model).is_file():
+        raise InputError(f"{spec.model}: no such model file; expected a checkpoint, ONNX model or TensorRT engine")
     return backend, spec
 
 
@@ -68,8 +71,6 @@ def open_runner(spec: RunnerSpec | str | os.PathLike, **fields):
     elif fields:
         raise InputError("open_runner takes a RunnerSpec or a model path with fields, not both")
     backend, spec = check_spec(spec)
-    if backend != "sgbm" and not Path(spec.model).is_file():
-        raise InputError(f"{spec.model}: no such model file; expected a checkpoint, ONNX model or TensorRT engine")
     runner = OPENERS[backend](spec)
     if spec.lr_check:
         from toolkit.backends.lr_check import LRCheckRunner

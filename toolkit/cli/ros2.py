@@ -37,23 +37,25 @@ def command(left_topic, right_topic, compressed, backend, model, size_text, max_
 
     Example: stereo-trt ros2 --left-topic /left/image_rect --right-topic /right/image_rect --rectified --model engines/student_fp16.engine
     """
+    from toolkit.backends import check_spec
     from toolkit.device import parse_device
+    from toolkit.errors import InputError
     from toolkit.pointcloud import CloudMask
     from toolkit.ros import node
     from toolkit.stream import app
     from toolkit.stream.rectify import Rectifier, load_calibration
 
-    from toolkit.errors import InputError
-
     if calibration and rectified:  # as in run: a calibration rectifies raw frames, --rectified would be dropped
         raise InputError("--calibration and --rectified exclude each other: a calibration rectifies raw frames")
     config = node.NodeConfig(left_topic, right_topic, compressed, slop, namespace, rectified, min_confidence,
                              CloudMask(min_depth=min_depth, max_depth=max_depth))
+    run_config = app.RunConfig(backend=BACKENDS[backend] if backend else None, model=model, size_text=size_text,
+                               max_disp=max_disp, threads=threads, device=parse_device(device) if device else None,
+                               precision=precision)
+    if model is not None or backend == "sgbm":
+        check_spec(app.runner_spec(run_config))  # the model's options and device, before rclpy is needed
     node.require_rclpy()
     rectifier = Rectifier(load_calibration(calibration)) if calibration else None
-    runner = app.build_runner(app.RunConfig(backend=BACKENDS[backend] if backend else None, model=model,
-                                            size_text=size_text, max_disp=max_disp, threads=threads,
-                                            device=parse_device(device) if device else None, precision=precision),
-                              echo=click.echo)
+    runner = app.build_runner(run_config, echo=click.echo)
     summary = node.run_node(config, runner, rectifier, on_status=click.echo)
     click.echo(summary.text())
