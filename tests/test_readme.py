@@ -301,7 +301,16 @@ def _cuda_usable() -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("documented", RUNNABLE, ids=[line[:100] for line in RUNNABLE])
+def _params() -> list:
+    """RUNNABLE as parameters; on a CUDA machine the GPU lines also carry the ``cuda`` marker, so
+    ``pytest -m cuda`` runs them there (elsewhere they run unmarked, checking the one-line refusal)."""
+    on_gpu = _cuda_usable()
+    return [pytest.param(line, id=line[:100],
+                         marks=[pytest.mark.cuda] if on_gpu and LINES[line].startswith(NEEDS_CUDA) else [])
+            for line in RUNNABLE]
+
+
+@pytest.mark.parametrize("documented", _params())
 def test_documented_line_runs(documented, workspace, monkeypatch):
     how = LINES[documented]
     prefix = next((p for p in ELSEWHERE if how.startswith(p)), "")
