@@ -15,10 +15,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from tiny_models import exported_tiny_onnx
-from toolkit.cli import main
+from cli_checks import assert_clean_failure, invoke
 from toolkit.data import io
 from toolkit.data.synthetic import make_scene
 
@@ -35,19 +34,6 @@ def snapshot(folder: Path) -> dict:
             for p in sorted(folder.rglob("*"))}
 
 
-def invoke(*args) -> object:
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def assert_clean_failure(result, *fragments: str) -> str:
-    """Exit 2, one 'Error:' line on stderr naming ``fragments``, no traceback; returns the line."""
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    return lines[0]
 
 
 @pytest.fixture
