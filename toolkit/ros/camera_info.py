@@ -14,7 +14,7 @@ import numpy as np
 
 from toolkit.errors import InputError
 from toolkit.pointcloud import q_from_projections
-from toolkit.stream.rectify import DepthConverter
+from toolkit.stream.rectify import RectifiedGeometry
 
 PINHOLE_MODELS = ("plumb_bob", "rational_polynomial", "")
 FISHEYE_MODELS = ("equidistant",)
@@ -31,7 +31,7 @@ def _matrices(info, topic: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     return K, D, R, P
 
 
-class CameraInfoRectifier:
+class CameraInfoRectifier(RectifiedGeometry):
     """Rectifies frames and gives Q and depth from a left and a right CameraInfo.
 
     Has the interface the stream loop uses from ``rectify.Rectifier`` (``rectify``,
@@ -70,15 +70,6 @@ class CameraInfoRectifier:
             self.right_maps = _maps(right.distortion_model, K2, D2, R2, P2, self.size, topics[1])
 
     @property
-    def focal_px(self) -> float:
-        return float(self.P1[0, 0])
-
-    @property
-    def baseline(self) -> float:
-        """Baseline in metres (ROS convention for P)."""
-        return float(-self.P2[0, 3] / self.P2[0, 0])
-
-    @property
     def image_size(self) -> tuple[int, int]:
         return self.size
 
@@ -96,9 +87,6 @@ class CameraInfoRectifier:
             return left, right
         return (cv2.remap(left, *self.left_maps, cv2.INTER_LINEAR),
                 cv2.remap(right, *self.right_maps, cv2.INTER_LINEAR))
-
-    def depth_converter(self) -> DepthConverter:
-        return DepthConverter.from_q(self.Q, self.units)
 
 
 def _is_identity(K, D, R, P) -> bool:

@@ -203,7 +203,31 @@ def save_calibration(path: str | Path, calib: StereoCalibration) -> Path:
     return path
 
 
-class Rectifier:
+class RectifiedGeometry:
+    """What the stream loop reads from any rectifier: focal length and baseline of the rectified
+    views from their projections ``P1``/``P2``, depth from ``Q``. Subclasses set ``P1``, ``P2``,
+    ``Q`` and ``units``."""
+
+    P1: np.ndarray
+    P2: np.ndarray
+    Q: np.ndarray
+    units: str
+
+    @property
+    def focal_px(self) -> float:
+        """Focal length of the rectified views, pixels."""
+        return float(self.P1[0, 0])
+
+    @property
+    def baseline(self) -> float:
+        """Baseline of the rectified pair, in ``units``."""
+        return float(-self.P2[0, 3] / self.P2[0, 0])
+
+    def depth_converter(self) -> "DepthConverter":
+        return DepthConverter.from_q(self.Q, self.units)
+
+
+class Rectifier(RectifiedGeometry):
     """Undistorts and rectifies stereo frames with maps computed once.
 
     Args:
@@ -219,6 +243,7 @@ class Rectifier:
     def __init__(self, calib: StereoCalibration, alpha: float = 0.0) -> None:
         self.calib = calib
         self.alpha = alpha
+        self.units = calib.units
         size = tuple(int(v) for v in calib.image_size)
         try:
             R1, R2, P1, P2, Q, _, _ = cv2.stereoRectify(
@@ -245,16 +270,6 @@ class Rectifier:
     def image_size(self) -> tuple[int, int]:
         return tuple(int(v) for v in self.calib.image_size)
 
-    @property
-    def focal_px(self) -> float:
-        """Focal length of the rectified views, pixels."""
-        return float(self.P1[0, 0])
-
-    @property
-    def baseline(self) -> float:
-        """Baseline of the rectified pair, in the calibration's units."""
-        return float(-self.P2[0, 3] / self.P2[0, 0])
-
     def rectify(self, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Remap one pair into the rectified frame (rows of corresponding points line up).
 
@@ -270,9 +285,6 @@ class Rectifier:
         left = cv2.remap(left, *self.left_maps, cv2.INTER_LINEAR)
         right = cv2.remap(right, *self.right_maps, cv2.INTER_LINEAR)
         return left, right
-
-    def depth_converter(self) -> "DepthConverter":
-        return DepthConverter.from_q(self.Q, self.calib.units)
 
 
 @dataclass(frozen=True)
