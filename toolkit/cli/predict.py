@@ -1,5 +1,7 @@
 import click
 
+from toolkit.cli.options import checkpoint_precision_option, model_device_option
+
 
 @click.command("predict")
 @click.argument("inputs", nargs=-1)
@@ -9,10 +11,8 @@ import click
 @click.option("--max-disp", type=click.IntRange(32, 768),
               help="Maximum disparity in px, a multiple of 32 from 32 to 768 (checkpoints only).")
 @click.option("--size", "size_text", metavar="HxW", help="Fixed network size (multiples of 32). Default: pad each image to a multiple of 32.")
-@click.option("--device", metavar="cpu|cuda|cuda:N",
-              help="Where checkpoints (PyTorch) and .onnx models (ONNX Runtime) run.  [default: cpu; engines: cuda]")
-@click.option("--precision", type=click.Choice(["fp32", "fp16"]),
-              help="Checkpoints on CUDA: fp16 runs half weights (normalisation kept in FP32). Default: fp32.")
+@model_device_option
+@checkpoint_precision_option
 @click.option("--focal", type=float, help="Focal length in pixels (with --baseline: writes depth in metres).")
 @click.option("--baseline", type=float, help="Stereo baseline in metres.")
 @click.option("--cx", type=float, help="Principal point x of the left view, px (--ply; default: image centre).")

@@ -1,5 +1,6 @@
 import click
 
+from toolkit.cli.options import checkpoint_precision_option, model_device_option
 from toolkit.cli.run import BACKENDS
 
 
@@ -13,10 +14,8 @@ from toolkit.cli.run import BACKENDS
 @click.option("--size", "size_text", metavar="HxW", help="Network size for checkpoints (multiples of 32).")
 @click.option("--max-disp", type=click.IntRange(16, 768), help="Maximum disparity, px (checkpoints and sgbm).")
 @click.option("--threads", type=click.IntRange(1, 256), help="CPU threads for ONNX Runtime / PyTorch.")
-@click.option("--device", metavar="cpu|cuda|cuda:N",
-              help="Where checkpoints (PyTorch) and .onnx models (ONNX Runtime) run.  [default: cpu; engines: cuda]")
-@click.option("--precision", type=click.Choice(["fp32", "fp16"]),
-              help="Checkpoints on CUDA: fp16 runs half weights (normalisation kept in FP32). Default: fp32.")
+@model_device_option
+@checkpoint_precision_option
 @click.option("--calibration", type=click.Path(dir_okay=False),
               help="Stereo calibration file; default: the camera_info topics beside the image topics.")
 @click.option("--rectified", is_flag=True, help="The image topics are rectified (image_rect): camera_info gives only the geometry.")

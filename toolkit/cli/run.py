@@ -1,5 +1,7 @@
 import click
 
+from toolkit.cli.options import checkpoint_precision_option, model_device_option
+
 BACKENDS = {"trt": "tensorrt", "onnx": "onnxruntime", "torch": "torch", "sgbm": "sgbm"}
 FRAME_POLICIES = {"auto": None, "latest": True, "every": False}
 
@@ -24,10 +26,8 @@ FRAME_POLICIES = {"auto": None, "latest": True, "every": False}
 @click.option("--max-disp", type=click.IntRange(16, 768), help="Maximum disparity, px (checkpoints and sgbm).")
 @click.option("--iters", type=click.IntRange(1, 64), help="GRU iterations (checkpoints; exported models have theirs baked in).")
 @click.option("--threads", type=click.IntRange(1, 256), help="CPU threads for ONNX Runtime / PyTorch.")
-@click.option("--device", metavar="cpu|cuda|cuda:N",
-              help="Where checkpoints (PyTorch) and .onnx models (ONNX Runtime) run.  [default: cpu; engines: cuda]")
-@click.option("--precision", type=click.Choice(["fp32", "fp16"]),
-              help="Checkpoints on CUDA: fp16 runs half weights (normalisation kept in FP32). Default: fp32.")
+@model_device_option
+@checkpoint_precision_option
 @click.option("--cuda-graph", is_flag=True,
               help="Checkpoints on CUDA (with --size) and engines: replay the forward pass as one CUDA graph.")
 @click.option("--calibration", type=click.Path(dir_okay=False),
