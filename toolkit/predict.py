@@ -167,11 +167,7 @@ def check_pairs(pairs: Iterable, size: tuple[int, int] | None = None, out_dir: s
     for pair in pairs:
         if out_dir is not None:
             _check_not_overwritten(pair, Path(out_dir))
-        left, right = io.read_image(pair.left), io.read_image(pair.right)
-        try:
-            preprocess.plan_geometry(preprocess.check_pair(left, right)[0].shape[:2], size)
-        except InputError as exc:
-            raise InputError(f"pair {pair.name} ({pair.left}): {exc}") from None
+        preprocess.read_checked_pair(pair, size)
 
 
 OUTPUT_SUFFIXES = ("_disp.pfm", "_disp.png", "_disp_color.png", "_depth.pfm", "_depth_color.png",

@@ -171,6 +171,26 @@ def check_pair(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndar
     return left, right
 
 
+def read_checked_pair(pair, size: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Decode a ``StereoPair``'s images and check the network can take them at ``size``.
+
+    What commands run over every pair before their first output, so a folder run does not
+    stop at pair 40 of 50 on a corrupt file.
+
+    Raises:
+        InputError: naming the pair and its left image: unreadable, left/right sizes differ,
+            too small or too large.
+    """
+    from toolkit.data import io
+
+    left, right = io.read_image(pair.left), io.read_image(pair.right)
+    try:
+        plan_geometry(check_pair(left, right)[0].shape[:2], size)
+    except InputError as exc:
+        raise InputError(f"pair {pair.name} ({pair.left}): {exc}") from None
+    return left, right
+
+
 def prepare_pair(left: np.ndarray, right: np.ndarray, size: tuple[int, int] | None = None) -> PreparedPair:
     """Turn a decoded stereo pair into the network feed dict.
 

@@ -114,11 +114,7 @@ def check_bench_data(data: BenchData, size: tuple[int, int] | None = None) -> No
     from toolkit import preprocess
 
     for pair in data.pairs:
-        left, right = io.read_image(pair.left), io.read_image(pair.right)
-        try:
-            preprocess.plan_geometry(preprocess.check_pair(left, right)[0].shape[:2], size)
-        except InputError as exc:
-            raise InputError(f"pair {pair.name} ({pair.left}): {exc}") from None
+        left, _ = preprocess.read_checked_pair(pair, size)
         truth = read_ground_truth(data, pair) if pair.gt_path is not None else None
         if truth is not None and truth[0].shape != left.shape[:2]:
             raise InputError(f"{pair.gt_path}: ground truth is {truth[0].shape[1]}x{truth[0].shape[0]}, "
