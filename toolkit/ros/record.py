@@ -33,6 +33,7 @@ from toolkit.errors import InputError
 from toolkit.outputs import check_output_dir, check_output_file
 from toolkit.pointcloud import CloudMask, reproject
 from toolkit.ros import messages, require_rosbags, typestore
+from toolkit.stream.rectify import DepthConverter
 
 DEFAULT_NAMESPACE = "/stereo_trt"
 DEFAULT_FRAME_ID = "stereo_left_optical_frame"
@@ -145,10 +146,11 @@ def frame_messages(result, Q: np.ndarray, mask: CloudMask, stamp: messages.Stamp
     points = reproject(result.disparity, Q)
     depth = np.where(result.valid, points[..., 2], np.nan).astype(np.float32)
     keep = mask.keep(points, result.valid)
-    focal, baseline = float(Q[2, 3]), float(1.0 / Q[3, 2])
+    geometry = DepthConverter.from_q(Q)
+    focal, baseline = geometry.focal_px, geometry.baseline
     # DisparityImage holds disparities adjusted for the principal points' x offset (verged or
     # alpha-rectified cameras), so that its consumers' Z = f T / d holds, as stereo_image_proc does.
-    doffs = float(Q[3, 3] / Q[3, 2])
+    doffs = geometry.offset * geometry.baseline
     disparity = result.disparity + np.float32(doffs) if doffs else result.disparity
     out = {"disparity": messages.disparity_msg(disparity, result.valid & (disparity > 0), focal, baseline, stamp),
            "depth": messages.image_msg(depth, "32FC1", stamp)}
