@@ -215,7 +215,6 @@ def run_node(config: NodeConfig, runner, rectifier=None, on_status: Callable[[st
     rclpy = require_rclpy()[0]
     from rclpy.executors import SingleThreadedExecutor
 
-    from toolkit.pointcloud import metres_per_unit, scale_q
     from toolkit.ros.camera_info import CameraInfoRectifier
     from toolkit.stream import loop
 
@@ -238,7 +237,7 @@ def run_node(config: NodeConfig, runner, rectifier=None, on_status: Callable[[st
                 raise InputError(f"no camera_info next to {config.left_topic} and {config.right_topic} within "
                                  f"{wait_info_s:g} s; give --calibration FILE")
             rectifier = CameraInfoRectifier(*node.camera_infos(), remap=not config.rectified)
-        Q = scale_q(rectifier.Q, metres_per_unit(rectifier.depth_converter().units))
+        Q = rectifier.q_metres()
         options = loop.StreamOptions(rectifier=rectifier, min_confidence=config.min_confidence,
                                      latest_frame_wins=True, max_frames=config.max_frames, status_every_s=5.0,
                                      on_status=on_status, on_result=lambda result: node.publish_result(result, Q))

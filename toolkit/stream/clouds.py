@@ -16,7 +16,7 @@ import numpy as np
 
 from toolkit.errors import InputError
 from toolkit.outputs import check_output_dir
-from toolkit.pointcloud import CloudMask, cloud_from_disparity, metres_per_unit, q_matrix, scale_q, write_ply
+from toolkit.pointcloud import CloudMask, cloud_from_disparity, q_matrix, write_ply
 from toolkit.stream.display import Window
 
 DEFAULT_PLY_EVERY = 30
@@ -76,7 +76,7 @@ def geometry(config, rectifier) -> Callable | None:
     if not (config.record_bag or config.ply_dir):
         return None
     if rectifier is not None:
-        Q = scale_q(rectifier.Q, metres_per_unit(rectifier.depth_converter().units))
+        Q = rectifier.q_metres()
         return lambda height, width: Q
     if config.focal_px is not None:
         return lambda height, width: q_matrix(config.focal_px, config.baseline, (width - 1) / 2, (height - 1) / 2)

@@ -226,6 +226,12 @@ class RectifiedGeometry:
     def depth_converter(self) -> "DepthConverter":
         return DepthConverter.from_q(self.Q, self.units)
 
+    def q_metres(self) -> np.ndarray:
+        """Q whose points come out in metres (point clouds and ROS messages are in metres)."""
+        from toolkit.pointcloud import metres_per_unit, scale_q
+
+        return scale_q(self.Q, metres_per_unit(self.units))
+
 
 class Rectifier(RectifiedGeometry):
     """Undistorts and rectifies stereo frames with maps computed once.
