@@ -1,6 +1,7 @@
 """The acceptance rule of benchmarks/model-card/gpu_train_summary.py: ship only if better on both sets."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,20 @@ def test_better_on_one_set_only_does_not_ship(summary, middlebury, synthetic):
 def test_a_missing_evaluation_does_not_ship(summary):
     assert not summary.decide(results(entry(1.7, 1.0), None), default_iters=8)["ship"]
     assert not summary.decide(results(entry(1.7, 1.0), entry(0.3, 0.2)), default_iters=16)["ship"]
+
+
+def report(tmp_path, name, kind, path, iters=None, epe=(1.0, 0.9)):
+    rows = [{"vs_ground_truth": {"epe": value, "bad2": 5.0, "pairs": 8}} for value in epe]
+    body = {"dataset": {"kind": kind, "path": path}, "config": {"iters": iters}, "input_hw": [256, 512], "rows": rows}
+    out = tmp_path / f"{name}.json"
+    out.write_text(json.dumps(body))
+    return out
+
+
+def test_held_out_sets_are_told_apart_by_their_folder_and_only_plain_ones_decide(summary, tmp_path):
+    reports = [report(tmp_path, "plain", "instereo2k", "/tmp/x/heldout-synthetic", epe=(0.29, 0.28)),
+               report(tmp_path, "hard", "instereo2k", "/tmp/x/heldout-hard", epe=(2.0, 3.0)),
+               report(tmp_path, "mb8", "builtin", "builtin", iters=8, epe=(1.74, 1.6))]
+    results = summary.collect(reports)
+    assert results["synthetic"]["after"]["epe"] == 0.28 and results["hard"]["after"]["epe"] == 3.0
+    assert summary.decide(results, default_iters=8)["ship"]  # worse hard cases inform, they do not decide

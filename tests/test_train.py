@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from cli_checks import assert_clean_failure
 
 from toolkit import provenance, train
 from toolkit.cli import main
@@ -41,7 +42,7 @@ def test_one_cycle_schedule_warms_up_then_anneals_to_zero():
 
 def test_a_few_steps_on_a_fixed_batch_lower_the_loss():
     torch.manual_seed(0)
-    batch = next(synthetic_batches((64, 96), 1, 16, False, np.random.default_rng(0))).on("cpu")
+    batch = next(synthetic_batches((64, 96), 1, 16, False, False, np.random.default_rng(0))).on("cpu")
     model = build_student(TINY, seed=0).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4)
     losses = []
@@ -325,9 +326,9 @@ def test_the_time_budget_counts_start_up(tmp_path):
 
 def test_worker_streams_differ_per_worker_and_per_start_step():
     def first_left(worker_id, first_step):
-        stream = BatchStream("synthetic", (32, 64), 1, 16, False, seed=0, first_step=first_step)
+        stream = BatchStream("synthetic", (32, 64), 1, 16, False, False, seed=0, first_step=first_step)
         rng_seed = [stream.seed, stream.first_step, worker_id]
-        return next(synthetic_batches((32, 64), 1, 16, False, np.random.default_rng(rng_seed))).left
+        return next(synthetic_batches((32, 64), 1, 16, False, False, np.random.default_rng(rng_seed))).left
 
     assert not torch.equal(first_left(0, 0), first_left(1, 0))
     assert not torch.equal(first_left(0, 0), first_left(0, 5))
@@ -374,8 +375,64 @@ def test_an_error_in_a_data_worker_is_one_line(tmp_path):
 
 
 def test_batches_carry_uint8_images_and_become_float_on_the_device():
-    batch = next(synthetic_batches((32, 64), 2, 16, False, np.random.default_rng(1)))
+    batch = next(synthetic_batches((32, 64), 2, 16, False, False, np.random.default_rng(1)))
     assert batch.left.dtype == torch.uint8 and batch.left.shape == (2, 3, 32, 64)
     ready = batch.on("cpu")
     assert ready.left.dtype == torch.float32 and torch.equal(ready.left, batch.left.float())
     assert ready.disparity.dtype == torch.float32 and ready.valid.dtype == torch.bool
+
+
+def test_hard_cases_reach_the_training_batches_in_and_out_of_worker_processes():
+    def first(hard_cases, rng):
+        return next(synthetic_batches((64, 96), 1, 16, False, hard_cases, rng)).disparity
+
+    assert not torch.equal(first(False, np.random.default_rng(4)), first(True, np.random.default_rng(4)))
+    stream = BatchStream("synthetic", (64, 96), 1, 16, False, True, seed=0, first_step=0)
+    # outside a worker the stream draws from the generator seeded (seed, first step, worker 0)
+    assert torch.equal(next(iter(stream)).disparity, first(True, np.random.default_rng([0, 0, 0])))
+
+
+def test_train_cli_hard_cases_is_recorded_in_the_checkpoint(tmp_path):
+    result = CliRunner().invoke(main, ["train", "--data", "synthetic", "--hard-cases", "--steps", "1", "--crop", "64x96",
+                                       "--batch-size", "1", "--train-iters", "1", "--scene-max-disp", "16",
+                                       "--val-every", "1", "--val-pairs", "1", "--threads", "1",
+                                       "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    _, _, info = load_student(tmp_path / "run" / "last.pth")
+    assert info["meta"]["train"]["hard_cases"] is True
+
+
+def test_a_second_run_into_the_same_out_needs_resume_or_overwrite(tmp_path):
+    out = tmp_path / "out"
+    assert invoke(*TINY_ARGS, "--out", out, "--threads", 1).exit_code == 0
+    first = (out / "last.pth").read_bytes()
+    again = invoke(*TINY_ARGS, "--out", out, "--threads", 1)
+    assert_clean_failure(again, f"--out {out}: already holds a run (last.pth, train_state.pt)", "--overwrite")
+    assert (out / "last.pth").read_bytes() == first
+    assert_clean_failure(invoke(*TINY_ARGS, "--out", out, "--resume", "--overwrite"), "--resume and --overwrite")
+    replaced = invoke(*TINY_ARGS, "--out", out, "--threads", 1, "--overwrite", "--seed", 5)
+    assert replaced.exit_code == 0, replaced.output
+    _, _, info = load_student(out / "last.pth")
+    assert info["meta"]["train"]["seed"] == 5
+
+
+def test_an_overwriting_run_cut_off_before_its_first_checkpoint_leaves_nothing_to_resume(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    assert invoke(*TINY_ARGS, "--out", out, "--threads", 1).exit_code == 0
+
+    def cut_off(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "_forward_loss", cut_off)
+    result = invoke(*TINY_ARGS, "--out", out, "--threads", 1, "--overwrite")
+    assert result.exit_code == 130 and "nothing saved" in result.stderr
+    assert not (out / "train_state.pt").exists() and not (out / "last.pth").exists()
+
+
+def test_pairs_without_a_label_are_counted_when_left_out(tmp_path):
+    data = write_instereo2k_tree(tmp_path / "data", n_train_parts=1, pairs_per_part=3, n_test=0, size=(64, 96),
+                                 max_disp=16)
+    (data / "train/part1/000001/left_disp.png").unlink()
+    result = invoke("--data", data, *TINY_ARGS, "--out", tmp_path / "out", "--threads", 1)
+    assert result.exit_code == 0, result.output
+    assert f"--data {data}: training on 2 labelled pairs; 1 without left_disp.png left out" in result.stderr

@@ -57,6 +57,8 @@ class TrainConfig:
         train_iters: GRU iterations while training (1..16; inference uses the model config's).
         scene_max_disp: largest disparity of synthetic scenes, px.
         photo_textures: texture synthetic scenes with scikit-image's bundled photographs.
+        hard_cases: add thin structures, curved and steep surfaces, repetitive and textureless
+            patches and moving glints to synthetic scenes (``synthetic.make_scene``).
         init: checkpoint to fine-tune from (None: seeded random init).
         seed: seeds the init, the data order and the augmentation.
         val_every, val_pairs: held-out evaluation cadence and size.
@@ -85,6 +87,7 @@ class TrainConfig:
     loss_gamma: float = 0.9
     scene_max_disp: int = 96
     photo_textures: bool = False
+    hard_cases: bool = False
     init: str | None = None
     seed: int = 0
     val_every: int = 200
@@ -199,10 +202,10 @@ def _batches(config: TrainConfig, samples, rng: np.random.Generator, first_step:
     if workers == 0:
         if samples is None:
             return synthetic_batches(config.crop_hw, config.batch_size, config.scene_max_disp, config.photo_textures,
-                                     rng)
+                                     config.hard_cases, rng)
         return dataset_batches(samples, config.crop_hw, config.batch_size, rng)
     stream = BatchStream("synthetic" if samples is None else samples, config.crop_hw, config.batch_size,
-                         config.scene_max_disp, config.photo_textures, config.seed, first_step)
+                         config.scene_max_disp, config.photo_textures, config.hard_cases, config.seed, first_step)
     return worker_batches(stream, workers, pin_memory=is_cuda(config.device))
 
 
@@ -243,7 +246,8 @@ def _forward_loss(model, batch: Batch, config: TrainConfig, amp: torch.dtype | N
                          config.loss_gamma, config.model.max_disp)
 
 
-def train(config: TrainConfig, resume: bool = False, on_log: Callable[[StepLog], None] | None = None) -> Path:
+def train(config: TrainConfig, resume: bool = False, on_log: Callable[[StepLog], None] | None = None,
+          overwrite: bool = False, on_message: Callable[[str], None] | None = None) -> Path:
     """Train the student; returns the path of the last checkpoint.
 
     Args:
@@ -251,15 +255,23 @@ def train(config: TrainConfig, resume: bool = False, on_log: Callable[[StepLog],
             the device, before any slow work starts).
         resume: continue from ``out_dir/train_state.pt`` (which must exist).
         on_log: called with a StepLog after every step (``val`` set after each validation).
+        overwrite: start a new run in an ``out_dir`` that already holds one, replacing it.
+        on_message: called with one-line notes on the data (such as pairs left out).
 
     Raises:
-        InputError: a bad option, data folder or output folder, or --resume without a state
-            or with nothing left to train (the state already at --steps / --minutes).
+        InputError: a bad option, data folder or output folder, an ``out_dir`` that holds a
+            run while neither ``resume`` nor ``overwrite`` is set, or --resume without a
+            state or with nothing left to train (the state already at --steps / --minutes).
         DependencyError: the device cannot run here.
     """
     started = time.perf_counter()
-    _validate(config, resume)
-    samples = None if config.data == "synthetic" else labelled_samples(config.data, config.crop_hw)
+    _validate(config, resume, overwrite)
+    samples = None
+    if config.data != "synthetic":
+        samples, unlabelled = labelled_samples(config.data, config.crop_hw)
+        if unlabelled and on_message is not None:
+            on_message(f"--data {config.data}: training on {len(samples)} labelled pairs; {unlabelled} without "
+                       "left_disp.png left out")
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -284,6 +296,10 @@ def train(config: TrainConfig, resume: bool = False, on_log: Callable[[StepLog],
         optimiser.load_state_dict(state)
     held_out = validation_set(config)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if overwrite:
+        # the replaced run's files go now: a --resume after this run is cut off must not continue that one
+        for name in (CHECKPOINT_NAME, STATE_NAME):
+            (out_dir / name).unlink(missing_ok=True)
     last = out_dir / CHECKPOINT_NAME
     session = (time.perf_counter(), step)
     progress = training_progress(step, elapsed, config)
@@ -334,7 +350,7 @@ def training_progress(step: int, elapsed_s: float, config: TrainConfig) -> float
     return min(progress, 1.0)
 
 
-def _validate(config: TrainConfig, resume: bool) -> None:
+def _validate(config: TrainConfig, resume: bool, overwrite: bool) -> None:
     """Every option, the output folder, the inputs and the device, before any slow work."""
     h, w = config.crop_hw
     if h <= 0 or w <= 0 or h % 32 or w % 32:
@@ -357,6 +373,12 @@ def _validate(config: TrainConfig, resume: bool) -> None:
     if resume and not state_path.is_file():
         raise InputError(f"--resume: {state_path} does not exist; expected the state of an earlier run "
                          "with the same --out (train without --resume to start a new run)")
+    if resume and overwrite:
+        raise InputError("--resume and --overwrite: expected one of them (continue the run in --out, or replace it)")
+    earlier = [name for name in (CHECKPOINT_NAME, STATE_NAME) if (Path(config.out_dir) / name).exists()]
+    if earlier and not (resume or overwrite):
+        raise InputError(f"--out {config.out_dir}: already holds a run ({', '.join(earlier)}); expected --resume "
+                         "to continue it, --overwrite to start over, or another --out")
     _check_device(config)
 
 

@@ -13,7 +13,8 @@
 #   2. `stereo-trt bench` on the CPU in FP32 (predict's defaults; no TF32, no autocast), before
 #      and after side by side: the Middlebury Motorcycle pair (test only, never training data)
 #      at each of SWEEP's iteration counts, and the 8 held-out synthetic scenes of
-#      regenerate.sh (seeds 20000000+, which the training stream never draws).
+#      regenerate.sh (seeds 20000000+, which the training stream never draws), and, for
+#      information, 8 held-out hard-case scenes (make_scene(hard_cases=True), seeds 21000000+).
 #   3. gpu_train_summary.py: OUT/summary.json + OUT/summary.md, with the issue's targets and
 #      the decision: ship only if the new weights beat the current ones on BOTH sets.
 # Nothing is copied into toolkit/weights: whoever reads the summary commits the weights.
@@ -35,6 +36,7 @@ CROP=${CROP:-256x512}
 TRAIN_ITERS=${TRAIN_ITERS:-8}
 LR=${LR:-2e-4}
 SCENE_MAX_DISP=${SCENE_MAX_DISP:-96}
+HARD_CASES=${HARD_CASES:-1}      # 1: train on scenes with thin structures, curved/steep, repetitive, flat, glints
 CKPT_EVERY=${CKPT_EVERY:-200}
 VAL_EVERY=${VAL_EVERY:-500}
 WORKERS=${WORKERS:-}             # empty: train's default (cores - 1 on a GPU)
@@ -57,6 +59,7 @@ if [ -z "$CANDIDATE" ]; then
   { nproc; df -h /dev/shm || true; } > "$OUT/train.log" 2>&1
   workers=()
   [ -n "$WORKERS" ] && workers=(--workers "$WORKERS")
+  [ "$HARD_CASES" = 1 ] && workers+=(--hard-cases)
   "${STEREO_TRT[@]}" train --data synthetic --photo-textures --init "$INIT" --device "$DEVICE" \
     --minutes "$TRAIN_MINUTES" --steps "$STEPS" --batch-size "$BATCH" --crop "$CROP" --train-iters "$TRAIN_ITERS" \
     --lr "$LR" --scene-max-disp "$SCENE_MAX_DISP" --ckpt-every "$CKPT_EVERY" --val-every "$VAL_EVERY" \
@@ -67,8 +70,10 @@ if [ -z "$CANDIDATE" ]; then
 fi
 
 heldout="$WORK/heldout-synthetic"
+hard="$WORK/heldout-hard"
 "$PYTHON" -c "from toolkit.data.synthetic import write_instereo2k_tree as w; h, x = map(int, '$HELDOUT_SIZE'.split('x')); \
-w('$heldout', n_train_parts=1, pairs_per_part=1, n_test=$HELDOUT_N, size=(h, x), seed=20000000, max_disp=96)"
+w('$heldout', n_train_parts=1, pairs_per_part=1, n_test=$HELDOUT_N, size=(h, x), seed=20000000, max_disp=96); \
+w('$hard', n_train_parts=1, pairs_per_part=1, n_test=$HELDOUT_N, size=(h, x), seed=21000000, max_disp=96, hard_cases=True)"
 
 bench() {  # bench OUTDIR DATA [extra options]: before and after as two rows, FP32 on the CPU
   local out=$1 data=$2
@@ -82,11 +87,12 @@ bench() {  # bench OUTDIR DATA [extra options]: before and after as two rows, FP
 
 {
   bench "$WORK/synthetic" "$heldout"
+  bench "$WORK/hard" "$hard"
   for iters in $SWEEP; do
     bench "$WORK/middlebury_it$iters" builtin --iters "$iters"
   done
 } 2>&1 | tee "$OUT/eval.log"
 
-reports=("$WORK/synthetic/report.json")
+reports=("$WORK/synthetic/report.json" "$WORK/hard/report.json")
 for iters in $SWEEP; do reports+=("$WORK/middlebury_it$iters/report.json"); done
 "$PYTHON" benchmarks/model-card/gpu_train_summary.py --before "$INIT" --after "$CANDIDATE" --out "$OUT" "${reports[@]}"

@@ -33,8 +33,12 @@ def read_rows(report_path: Path) -> tuple[dict, dict, dict]:
 
 
 def collect(reports: list[Path]) -> dict:
-    """EPE / bad-2 per data set and iteration count, before and after."""
-    results = {"middlebury": {}, "synthetic": None}
+    """EPE / bad-2 per data set and iteration count, before and after.
+
+    The held-out sets are told apart by their folder's name, as gpu_train.sh writes them:
+    ``heldout-hard`` (hard-case scenes, for information) or else the plain held-out scenes.
+    """
+    results = {"middlebury": {}, "synthetic": None, "hard": None}
     for path in reports:
         before, after, report = read_rows(path)
         entry = {"before": {"epe": before["epe"], "bad2": before["bad2"]},
@@ -42,6 +46,8 @@ def collect(reports: list[Path]) -> dict:
                  "pairs": before["pairs"], "input_hw": report.get("input_hw"), "report": str(path)}
         if report["dataset"]["kind"] == "builtin":
             results["middlebury"][int(report["config"]["iters"])] = entry
+        elif Path(report["dataset"]["path"]).name == "heldout-hard":
+            results["hard"] = entry
         else:
             results["synthetic"] = entry
     return results
@@ -74,7 +80,7 @@ def training_record(after: Path) -> dict:
     meta = info["meta"]
     train = meta.get("train", {})
     keys = ("data", "init", "steps", "minutes", "batch_size", "crop_hw", "train_iters", "lr", "scene_max_disp",
-            "photo_textures", "seed", "workers", "precision")
+            "photo_textures", "hard_cases", "seed", "workers", "precision")
     return {"sha256": info["sha256"], "size_mb": round(after.stat().st_size / 1e6, 2), "step": meta.get("step"),
             "elapsed_s": meta.get("elapsed_s"), "device": meta.get("device"), "autocast": meta.get("autocast"),
             "last_val": meta.get("last_val"), "config": {k: train.get(k) for k in keys},
@@ -83,7 +89,7 @@ def training_record(after: Path) -> dict:
 
 def markdown(summary: dict) -> str:
     t, d = summary["training"], summary["decision"]
-    lines = ["# GPU fine-tuning of the built-in student", "",
+    lines = [f"# Fine-tuning of the built-in student on {t['device']}", "",
              f"Decision: **{'ship' if d['ship'] else 'do not ship'}** ({d['why']}).", "",
              f"Training: {t['step']} steps in {t['elapsed_s']} s on {t['device']} (autocast {t['autocast']}), "
              f"config {json.dumps(t['config'])}; checkpoint {t['size_mb']} MB, sha256 `{t['sha256']}`.", "",
@@ -92,6 +98,8 @@ def markdown(summary: dict) -> str:
     rows = [("Middlebury Motorcycle", iters, entry) for iters, entry in sorted(summary["middlebury"].items())]
     if summary["synthetic"]:
         rows.append(("held-out synthetic", t["inference_iters"], summary["synthetic"]))
+    if summary.get("hard"):
+        rows.append(("held-out hard cases (information)", t["inference_iters"], summary["hard"]))
     for name, iters, e in rows:
         lines.append(f"| {name} | {iters} | {e['before']['epe']:.3f} | {e['after']['epe']:.3f} | "
                      f"{e['before']['bad2']:.2f} | {e['after']['bad2']:.2f} |")
@@ -110,7 +118,7 @@ def main() -> None:
     training = training_record(args.after)
     summary = {"before": {"path": str(args.before), "sha256": provenance.sha256_file(args.before)},
                "after": {"path": str(args.after)}, "training": training,
-               "middlebury": results["middlebury"], "synthetic": results["synthetic"],
+               "middlebury": results["middlebury"], "synthetic": results["synthetic"], "hard": results["hard"],
                "decision": decide(results, training["inference_iters"]),
                "provenance": provenance.record(tool="benchmarks/model-card/gpu_train_summary.py")}
     provenance.write_json(args.out / "summary.json", summary)

@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from toolkit.data import io
+from toolkit.data import io, synthetic
 from toolkit.data.synthetic import make_scene, write_instereo2k_tree
 
 H, W, MAX_DISP = 64, 128, 32
@@ -97,3 +97,60 @@ def test_photo_textured_scenes_are_deterministic_and_geometrically_exact():
     plain = make_scene(7, H, W, MAX_DISP, jitter=False)
     assert np.array_equal(a.disparity, plain.disparity) and not np.array_equal(a.left, plain.left)
     assert warp_error(a) < 0.5 * warp_error(a, shift=1.0)
+
+
+def hard_scene(seed, monkeypatch=None, glints=True, **kwargs):
+    if not glints:
+        monkeypatch.setattr(synthetic, "_add_highlights", lambda *args: None)
+    return make_scene(seed, H, W, MAX_DISP, hard_cases=True, **kwargs)
+
+
+def test_hard_cases_are_deterministic_and_leave_plain_scenes_as_they_were():
+    a, b = hard_scene(11), hard_scene(11)
+    for field in ("left", "right", "disparity", "valid"):
+        assert np.array_equal(getattr(a, field), getattr(b, field)), field
+    plain = make_scene(11, H, W, MAX_DISP)
+    assert not np.array_equal(a.disparity, plain.disparity)
+    # the extras only ever come in front: wherever the plain scene's surface still shows, its disparity is kept
+    kept = a.disparity == plain.disparity
+    assert kept.mean() > 0.3 and np.all(a.disparity[~kept] > plain.disparity[~kept])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_hard_case_geometry_stays_exact_without_glints(seed, monkeypatch):
+    scene = hard_scene(seed, monkeypatch, glints=False, jitter=False)
+    exact = warp_error(scene)
+    assert exact < 1.5
+    assert warp_error(scene, 1.0) > 2.0 * exact
+    assert scene.disparity.min() > 0 and scene.disparity.max() < MAX_DISP
+
+
+def test_glints_move_between_the_views_and_leave_the_disparity_alone(monkeypatch):
+    moved = 0
+    for seed in range(12):
+        with_glints = hard_scene(seed, jitter=False)
+        with monkeypatch.context() as patch:
+            without = hard_scene(seed, patch, glints=False, jitter=False)
+        assert np.array_equal(with_glints.disparity, without.disparity)
+        moved += warp_error(with_glints) > warp_error(without) + 0.05
+    assert moved >= 2
+
+
+def test_hard_cases_add_what_plain_scenes_lack():
+    rng = np.random.default_rng(0)
+    thin = curved = steep = tiled = flat = 0
+    for _ in range(40):
+        base = synthetic._surfaces(rng, 256, 512, 96.0, (300, 700))
+        surfaces = synthetic._hard_cases(rng, base, 256, 512, (300, 700))
+        extra = surfaces[len(base):]
+        thin += any(s.kind == "rect" and s.rect[3] <= 3.5 for s in extra)
+        curved += any(s.kind == "rect" and s.h != 0 for s in extra)
+        steep += any(abs(s.a) >= 0.6 * synthetic.MAX_X_SLOPE for s in extra)
+        tiled += any(s.pattern is not None for s in surfaces)
+        flat += any(s.colour[:, 3].sum() == 0 and np.abs(s.colour[:, :3]).max() <= 2.0 for s in surfaces)
+        for s in surfaces:  # no surface folds in the right view
+            xs = np.linspace(s.bbox[0], s.bbox[1], 64)[None, :]
+            ys = np.linspace(s.bbox[2], s.bbox[3], 64)[:, None]
+            slope = np.abs(np.diff(s.disparity(xs, ys), axis=1) / np.diff(xs, axis=1))
+            assert slope[s.covers(xs, ys)[:, 1:]].max(initial=0) < synthetic.MAX_X_SLOPE
+    assert min(thin, curved, steep, tiled, flat) >= 4, (thin, curved, steep, tiled, flat)

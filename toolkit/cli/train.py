@@ -18,8 +18,12 @@ import click
 @click.option("--scene-max-disp", default=96, show_default=True, type=int, help="Largest disparity of synthetic scenes.")
 @click.option("--photo-textures", is_flag=True,
               help="Texture synthetic scenes with scikit-image's bundled photographs (needs scikit-image).")
+@click.option("--hard-cases", is_flag=True,
+              help="Add thin poles and railings, cylinders and steep plates, repetitive and textureless surfaces and "
+                   "glints that move between the views to synthetic scenes.")
 @click.option("--init", type=click.Path(dir_okay=False), help="Checkpoint to fine-tune from.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/train_state.pt (an error if there is none).")
+@click.option("--overwrite", is_flag=True, help="Start a new run in an --out that holds one, replacing it.")
 @click.option("--val-every", default=200, show_default=True, type=int, help="Evaluate on held-out synthetic scenes every N steps.")
 @click.option("--val-pairs", default=8, show_default=True, type=int, help="Held-out synthetic scenes (at the crop size).")
 @click.option("--ckpt-every", default=100, show_default=True, type=int, help="Write OUT/last.pth and the training state every N steps.")
@@ -34,8 +38,8 @@ import click
 @click.option("--fp16-weights", is_flag=True, help="Store checkpoints' weights in fp16 (half the size; loaded as fp32).")
 @click.option("--log-every", default=1, show_default=True, type=click.IntRange(1),
               help="Print the progress line every N steps.")
-def command(data, out_dir, steps, minutes, batch_size, crop_text, train_iters, lr, scene_max_disp, photo_textures, init,
-            resume, val_every, val_pairs, ckpt_every, seed, threads, device_text, precision, workers, fp16_weights, log_every):
+def command(data, out_dir, steps, minutes, batch_size, crop_text, train_iters, lr, scene_max_disp, photo_textures, hard_cases,
+            init, resume, overwrite, val_every, val_pairs, ckpt_every, seed, threads, device_text, precision, workers, fp16_weights, log_every):
     """Train or fine-tune the student on a CPU or a CUDA GPU.
 
     \b
@@ -49,7 +53,8 @@ def command(data, out_dir, steps, minutes, batch_size, crop_text, train_iters, l
 
     config = train.TrainConfig(data=data, out_dir=out_dir, steps=steps, minutes=minutes, batch_size=batch_size,
                                crop_hw=parse_size(crop_text, "--crop"), train_iters=train_iters, lr=lr,
-                               scene_max_disp=scene_max_disp, photo_textures=photo_textures, init=init, seed=seed,
+                               scene_max_disp=scene_max_disp, photo_textures=photo_textures, hard_cases=hard_cases,
+                               init=init, seed=seed,
                                val_every=val_every, val_pairs=val_pairs, ckpt_every=ckpt_every, threads=threads,
                                device=parse_device(device_text), precision=precision, workers=workers,
                                fp16_weights=fp16_weights)
@@ -66,7 +71,8 @@ def command(data, out_dir, steps, minutes, batch_size, crop_text, train_iters, l
             click.echo(progress_line(log, steps), err=True)
 
     try:
-        last = train.train(config, resume=resume, on_log=show)
+        last = train.train(config, resume=resume, on_log=show, overwrite=overwrite,
+                           on_message=lambda text: click.echo(text, err=True))
     except KeyboardInterrupt:
         # click would print only "Aborted!": say what a --resume continues from
         click.echo(interrupted_line(done["step"], done["saved"], out_dir, ckpt_every, resume), err=True)

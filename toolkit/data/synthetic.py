@@ -80,6 +80,7 @@ class Surface:
         d_range: (lowest, highest) disparity over the outline.
         tex_affine: 2x3 map from (x_left, y) to texture atlas coordinates.
         colour: 3x5 map from the 4 atlas channels (and 1) to RGB.
+        pattern: an optional strictly periodic texture painted over the colour.
     """
 
     kind: str
@@ -96,6 +97,7 @@ class Surface:
     d_range: tuple
     tex_affine: np.ndarray
     colour: np.ndarray
+    pattern: "Pattern | None" = None
 
     def disparity(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Disparity at left-view points (broadcasting arrays of x and y)."""
@@ -137,6 +139,37 @@ class Surface:
         with np.errstate(invalid="ignore", divide="ignore"):
             root = np.sqrt(disc)
             return self.cx + (-2.0 * gamma) / (beta + root)
+
+
+@dataclass
+class Pattern:
+    """A strictly periodic texture (tiles, bricks, railings, grilles): every period looks alike.
+
+    It is a function of the surface's texture coordinates, like the atlas, so both views
+    sample it at the same surface points and the disparity stays exact.
+
+    Attributes:
+        period: (along u, along v) in atlas pixels; 0 along v gives stripes, else a checkerboard.
+        phase: (u, v) offsets in atlas pixels.
+        rgb: half the colour difference between the pattern's two phases.
+    """
+
+    period: tuple
+    phase: tuple
+    rgb: np.ndarray
+
+    def paint(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """HxWx3 float32 colour offsets at atlas coordinates (u, v)."""
+        value = _square_wave(u + self.phase[0], self.period[0])
+        if self.period[1]:
+            value = value * _square_wave(v + self.phase[1], self.period[1])
+        return value[:, :, None] * self.rgb.astype(np.float32)
+
+
+def _square_wave(t: np.ndarray, period: float) -> np.ndarray:
+    """A +-1 wave with edges about 2 atlas pixels wide, so bilinear sampling in both views agrees."""
+    gain = min(3.0, period / (2.0 * math.pi))
+    return np.tanh(np.float32(gain) * np.sin(t * np.float32(2.0 * math.pi / period)))
 
 
 def _rotation(rng: np.random.Generator) -> tuple[float, float]:
@@ -201,7 +234,7 @@ def _limit_slopes(a: float, b: float, h: float, half_x: float, half_y: float,
 
 def _object_surface(rng, kind, cx, cy, half_x, half_y, quad, rect, normal, lo, hi, atlas_hw,
                     slope_scale=1.0, near_top=False) -> Surface:
-    """Place a disparity field on an outline so it stays within [lo, hi] over the outline.
+    """A surface with random slants (and, for ellipses, maybe a dome) on an outline, within [lo, hi].
 
     Args:
         half_x, half_y: half extents of the outline's bounding box around (cx, cy).
@@ -213,7 +246,14 @@ def _object_surface(rng, kind, cx, cy, half_x, half_y, quad, rect, normal, lo, h
     if kind == "ellipse" and rng.random() < 0.5:
         # the dome's x slope over the ellipse is at most 2|h|sqrt(A): keep it to half of MAX_X_SLOPE
         h = rng.uniform(-1.0, 1.0) * 0.25 * MAX_X_SLOPE / math.sqrt(quad[0])
-    a, b, h = _limit_slopes(a, b, h, half_x, half_y, 0.45 * (hi - lo))
+    return _placed_surface(rng, kind, cx, cy, half_x, half_y, quad, rect, normal, (a, b, h), lo, hi, atlas_hw,
+                           near_top)
+
+
+def _placed_surface(rng, kind, cx, cy, half_x, half_y, quad, rect, normal, slopes, lo, hi, atlas_hw,
+                    near_top=False) -> Surface:
+    """Place the disparity field with slopes (a, b, h) on an outline so it stays within [lo, hi] over it."""
+    a, b, h = _limit_slopes(*slopes, half_x, half_y, 0.45 * (hi - lo))
     linear = abs(a) * half_x + abs(b) * half_y
     low_off, high_off = -linear + min(h, 0.0), linear + max(h, 0.0)
     c_lo, c_hi = lo - low_off, hi - high_off
@@ -294,6 +334,123 @@ def _surfaces(rng, height, width, max_disp, atlas_hw) -> list[Surface]:
     return surfaces
 
 
+def _hard_cases(rng, surfaces, height, width, atlas_hw) -> list[Surface]:
+    """The scene with what plain scenes rarely show, all in front of its background.
+
+    Thin poles, wires and railings; cylinders and steeply slanted plates; repetitive
+    patterns; near-textureless surfaces.
+    """
+    top = max(surface.d_range[1] for surface in surfaces)
+    floor = min(surfaces[0].d_range[1], 0.5 * top)
+    extra = _thin_bars(rng, height, width, floor, top, atlas_hw) if rng.random() < 0.7 else []
+    extra += [_curved_or_steep(rng, height, width, floor, top, atlas_hw) for _ in range(int(rng.integers(1, 3)))]
+    surfaces = surfaces + extra
+    for surface in surfaces:
+        if rng.random() < 0.12:
+            surface.colour = _flat_colour(rng)
+    if rng.random() < 0.6:
+        tiled = surfaces[int(rng.integers(len(surfaces)))]
+        tiled.colour = tiled.colour * np.array([0.15, 0.15, 0.15, 0.0, 1.0], np.float32)
+        period = rng.uniform(5, 24)
+        tiled.pattern = Pattern((period, period * rng.uniform(0.5, 2.0) if rng.random() < 0.5 else 0.0),
+                                tuple(rng.uniform(0, 24, size=2)), rng.uniform(20, 60) * rng.uniform(0.5, 1.0, size=3))
+    return surfaces
+
+
+def _bar(rng, cx, cy, cos, sin, half_length, half_width, lo, hi, atlas_hw) -> Surface:
+    """A rotated thin rectangle, its length along (cos, sin), slightly slanted within [lo, hi]."""
+    half_x = abs(cos) * half_length + abs(sin) * half_width
+    half_y = abs(sin) * half_length + abs(cos) * half_width
+    slopes = (rng.uniform(-0.1, 0.1), rng.uniform(-0.2, 0.2), 0.0)
+    return _placed_surface(rng, "rect", cx, cy, half_x, half_y, (0.0, 0.0, 0.0), (cos, sin, half_length, half_width),
+                           (), slopes, lo, hi, atlas_hw)
+
+
+def _thin_bars(rng, height, width, lo, hi, atlas_hw) -> list[Surface]:
+    """One to three poles or wires 2 to 7 px wide, or a railing of 3 to 8 evenly spaced bars at one depth."""
+    size = min(height, width)
+    angle = math.pi / 2 + rng.uniform(-0.2, 0.2) if rng.random() < 0.5 else rng.uniform(0, math.pi)
+    cos, sin = math.cos(angle), math.sin(angle)
+    if rng.random() < 0.35:
+        near = rng.uniform(lo, hi)
+        spacing = rng.uniform(6, 24)
+        count = int(rng.integers(3, 9))
+        cx, cy = rng.uniform(0.1, 0.9) * width, rng.uniform(0.1, 0.9) * height
+        half_length, half_width = size * rng.uniform(0.2, 0.6), rng.uniform(1.0, 3.0)
+        offsets = (np.arange(count) - (count - 1) / 2) * spacing
+        return [_bar(rng, cx - sin * k, cy + cos * k, cos, sin, half_length, half_width,
+                     max(lo, near - 1.0), near, atlas_hw) for k in offsets]
+    bars = []
+    for _ in range(int(rng.integers(1, 4))):
+        near = rng.uniform(lo, hi)
+        bars.append(_bar(rng, rng.uniform(0.05, 0.95) * width, rng.uniform(0.05, 0.95) * height, cos, sin,
+                         size * rng.uniform(0.25, 0.9), rng.uniform(1.0, 3.5), max(lo, near - 0.2 * (hi - lo)),
+                         near, atlas_hw))
+        angle += rng.uniform(-0.5, 0.5)
+        cos, sin = math.cos(angle), math.sin(angle)
+    return bars
+
+
+def _curved_or_steep(rng, height, width, lo, hi, atlas_hw) -> Surface:
+    """A cylinder (a rectangle curved across its width) or a plate slanted almost to MAX_X_SLOPE."""
+    size = min(height, width)
+    cos, sin = _rotation(rng)
+    across, along = size * rng.uniform(0.1, 0.4), size * rng.uniform(0.1, 0.5)
+    half_x = abs(cos) * across + abs(sin) * along
+    half_y = abs(sin) * across + abs(cos) * along
+    if rng.random() < 0.5:
+        # h (1 - u^2 / across^2) with u along (cos, sin): its x slope is at most 2|h| sqrt(A)
+        quad = (cos * cos / across**2, 2.0 * cos * sin / across**2, sin * sin / across**2)
+        bound = 0.45 * MAX_X_SLOPE / max(math.sqrt(quad[0]), 1e-6)
+        slopes = (0.0, rng.uniform(-0.2, 0.2), (1 if rng.random() < 0.6 else -1) * rng.uniform(0.3, 1.0) * bound)
+    else:
+        quad = (0.0, 0.0, 0.0)
+        slopes = ((1 if rng.random() < 0.5 else -1) * rng.uniform(0.6, 0.95) * MAX_X_SLOPE, rng.uniform(-0.5, 0.5), 0.0)
+    return _placed_surface(rng, "rect", rng.uniform(0.1, 0.9) * width, rng.uniform(0.1, 0.9) * height,
+                           half_x, half_y, quad, (cos, sin, across, along), (), slopes, lo, hi, atlas_hw)
+
+
+def _flat_colour(rng: np.random.Generator) -> np.ndarray:
+    """A near-uniform colour map (walls, sky, painted metal): only sensor noise tells the views apart there."""
+    mixing = rng.uniform(0.0, 2.0) * np.eye(3)
+    return np.concatenate([mixing, np.zeros((3, 1)), rng.uniform(40, 215, size=(3, 1))], axis=1).astype(np.float32)
+
+
+def _add_highlights(rng, surfaces, left, disparity, owner, right, owner_right) -> None:
+    """Glints on one or two surfaces that move across them between the views, as reflections do.
+
+    A glint is a bright blob at a surface point in the left view and, in the right view,
+    at that point's position shifted along the row: the reflection is not where the
+    surface is. The disparity stays the surface's, as a scanner would measure it.
+    """
+    for _ in range(int(rng.integers(1, 3))):
+        index = int(rng.integers(len(surfaces)))
+        ys, xs = np.nonzero(owner == index)
+        if len(ys) < 16:
+            continue
+        pick = int(rng.integers(len(ys)))
+        y, x = float(ys[pick]), float(xs[pick])
+        sigma = rng.uniform(2.0, 10.0)
+        shift = (1 if rng.random() < 0.5 else -1) * rng.uniform(1.5, 3.0) * sigma
+        colour = rng.uniform(60, 160) * rng.uniform(0.85, 1.0, size=3)
+        _add_blob(left, owner == index, x, y, sigma, colour)
+        _add_blob(right, owner_right == index, x - float(disparity[int(y), int(x)]) + shift, y, sigma, colour)
+
+
+def _add_blob(image, mask, x, y, sigma, colour) -> None:
+    """Add a Gaussian blob of ``colour`` at (x, y) to the pixels of ``image`` under ``mask``."""
+    height, width = mask.shape
+    reach = 4.0 * sigma
+    rows = slice(max(0, int(y - reach)), min(height, int(y + reach) + 1))
+    cols = slice(max(0, int(x - reach)), min(width, int(x + reach) + 1))
+    if rows.start >= rows.stop or cols.start >= cols.stop:
+        return
+    ys = np.arange(rows.start, rows.stop, dtype=np.float32)[:, None] - np.float32(y)
+    xs = np.arange(cols.start, cols.stop, dtype=np.float32)[None, :] - np.float32(x)
+    weight = np.exp((xs * xs + ys * ys) * np.float32(-0.5 / sigma**2)) * mask[rows, cols]
+    image[rows, cols] += weight[:, :, None] * colour.astype(np.float32)
+
+
 def _fractal_noise(rng: np.random.Generator, height: int, width: int, channels: int, roughness: float) -> np.ndarray:
     """Multi-scale value noise of unit spread: octaves built coarse to fine by cubic upsampling.
 
@@ -366,6 +523,8 @@ def _render_view(surfaces, atlas, height, width, view) -> tuple[np.ndarray, np.n
         if window is not None:
             # each surface colours the atlas its own way; only its visible pixels keep it
             painted = cv2.transform(raw[window], surface.colour)
+            if surface.pattern is not None:
+                painted += surface.pattern.paint(map_u[window], map_v[window])
             np.copyto(image[window], painted, where=(owner[window] == index)[:, :, None])
     return image, best, owner
 
@@ -418,7 +577,7 @@ def _photometric(rng: np.random.Generator, image: np.ndarray, strength: float) -
 
 
 def make_scene(seed: int, height: int = 256, width: int = 512, max_disp: float = 192,
-               jitter: bool = True, photos=None) -> Scene:
+               jitter: bool = True, photos=None, hard_cases: bool = False) -> Scene:
     """Generate one synthetic stereo scene; the same arguments always give the same arrays.
 
     Args:
@@ -430,6 +589,10 @@ def make_scene(seed: int, height: int = 256, width: int = 512, max_disp: float =
         photos: optional sequence of normalised HxWx3 photographs
             (``toolkit.data.photos.bundled_photos()``); the smooth atlas channels then come
             from one of them instead of noise, so surfaces carry real-image texture.
+        hard_cases: add what real scenes have and plain ones rarely do: thin poles, wires
+            and railings, cylinders and steeply slanted plates, repetitive patterns,
+            near-textureless surfaces and glints that move between the views. The scene
+            without them is the one ``hard_cases=False`` gives for the same seed.
 
     Returns:
         A ``Scene``.
@@ -446,8 +609,14 @@ def make_scene(seed: int, height: int = 256, width: int = 512, max_disp: float =
         from toolkit.data.photos import photo_texture
 
         atlas[:, :, :3] = photo_texture(rng, photos, *atlas_hw)
+    # hard cases draw from their own stream, so the plain scene under them stays the same
+    hard = np.random.default_rng([int(seed), 0x5733, 1]) if hard_cases else None
+    if hard is not None:
+        surfaces = _hard_cases(hard, surfaces, height, width, atlas_hw)
     left, disp, owner = _render_view(surfaces, atlas, height, width, "left")
     right, disp_r, owner_r = _render_view(surfaces, atlas, height, width, "right")
+    if hard is not None and hard.random() < 0.4:
+        _add_highlights(hard, surfaces, left, disp, owner, right, owner_r)
     valid = _seen_from_other(disp, owner, owner_r, -1.0)
     valid_r = _seen_from_other(disp_r, owner_r, owner, 1.0)
     strength = 1.0 if jitter else 0.0
@@ -457,7 +626,8 @@ def make_scene(seed: int, height: int = 256, width: int = 512, max_disp: float =
 
 
 def write_instereo2k_tree(root: str | Path, n_train_parts: int = 2, pairs_per_part: int = 3, n_test: int = 2,
-                          size: tuple[int, int] = (96, 128), seed: int = 0, max_disp: float = 32) -> Path:
+                          size: tuple[int, int] = (96, 128), seed: int = 0, max_disp: float = 32,
+                          hard_cases: bool = False) -> Path:
     """Write synthetic scenes in the InStereo2K layout, for tests and offline demos.
 
     Layout: ``train/part<N>/<id>/{left,right,left_disp,right_disp}.png`` and
@@ -470,7 +640,7 @@ def write_instereo2k_tree(root: str | Path, n_train_parts: int = 2, pairs_per_pa
         n_test: pairs under test/.
         size: (height, width) of every image.
         seed: scene k uses seed + k.
-        max_disp: passed to ``make_scene``.
+        max_disp, hard_cases: passed to ``make_scene``.
 
     Returns:
         The root path.
@@ -479,7 +649,7 @@ def write_instereo2k_tree(root: str | Path, n_train_parts: int = 2, pairs_per_pa
     folders = [root / "train" / f"part{part + 1}" for part in range(n_train_parts) for _ in range(pairs_per_part)]
     folders += [root / "test"] * n_test
     for index, parent in enumerate(folders):
-        scene = make_scene(seed + index, size[0], size[1], max_disp)
+        scene = make_scene(seed + index, size[0], size[1], max_disp, hard_cases=hard_cases)
         pair_dir = parent / f"{index:06d}"
         io.write_image(pair_dir / "left.png", scene.left)
         io.write_image(pair_dir / "right.png", scene.right)

@@ -67,7 +67,7 @@ def training_seed(rng: np.random.Generator) -> int:
 
 
 def synthetic_batches(crop_hw: tuple[int, int], batch_size: int, max_disp: float, photo_textures: bool,
-                      rng: np.random.Generator) -> Iterator[Batch]:
+                      hard_cases: bool, rng: np.random.Generator) -> Iterator[Batch]:
     """Endless batches of freshly generated synthetic scenes at the crop size."""
     h, w = crop_hw
     photos = None
@@ -76,12 +76,13 @@ def synthetic_batches(crop_hw: tuple[int, int], batch_size: int, max_disp: float
 
         photos = bundled_photos()
     while True:
-        scenes = [synthetic.make_scene(training_seed(rng), h, w, max_disp, photos=photos) for _ in range(batch_size)]
+        scenes = [synthetic.make_scene(training_seed(rng), h, w, max_disp, photos=photos, hard_cases=hard_cases)
+                  for _ in range(batch_size)]
         yield collate([(s.left, s.right, s.disparity, s.valid) for s in scenes])
 
 
-def labelled_samples(root: str, crop_hw: tuple[int, int]) -> list[Sample]:
-    """The train-split pairs of an InStereo2K-layout folder that carry a ``left_disp.png``.
+def labelled_samples(root: str, crop_hw: tuple[int, int]) -> tuple[list[Sample], int]:
+    """The train-split pairs of an InStereo2K-layout folder that carry a ``left_disp.png``, and how many do not.
 
     The first pair is decoded here, so a folder whose images are smaller than the crop is
     refused before training starts, and so is every label (about 10 ms each at InStereo2K's
@@ -92,7 +93,8 @@ def labelled_samples(root: str, crop_hw: tuple[int, int]) -> list[Sample]:
         InputError: no such folder or layout, no labelled pair, pairs smaller than the crop,
             or a label that is not a readable 16-bit PNG.
     """
-    samples = [s for s in Instereo2K(root, split="train").samples if s.disp_path is not None]
+    every = Instereo2K(root, split="train").samples
+    samples = [s for s in every if s.disp_path is not None]
     if not samples:
         raise InputError(f"--data {root}: no train/part<N>/<id>/left_disp.png to train on "
                          "(expected ground truth or `stereo-trt pseudo-label` output)")
@@ -100,7 +102,7 @@ def labelled_samples(root: str, crop_hw: tuple[int, int]) -> list[Sample]:
     _check_fits(left, samples[0], crop_hw)
     for sample in samples[1:]:
         read_disparity(sample.disp_path, INSTEREO2K_SCALE)
-    return samples
+    return samples, len(every) - len(samples)
 
 
 def _check_fits(left: np.ndarray, sample: Sample, crop_hw: tuple[int, int]) -> None:
@@ -146,14 +148,14 @@ class BatchStream(torch.utils.data.IterableDataset):
 
     Args:
         source: "synthetic", or the labelled samples to crop from.
-        crop_hw, batch_size, max_disp, photo_textures: as in ``TrainConfig``.
+        crop_hw, batch_size, max_disp, photo_textures, hard_cases: as in ``TrainConfig``.
         seed: the run's seed; first_step: the step this stream starts at.
     """
 
-    def __init__(self, source, crop_hw, batch_size, max_disp, photo_textures, seed, first_step):
+    def __init__(self, source, crop_hw, batch_size, max_disp, photo_textures, hard_cases, seed, first_step):
         super().__init__()
         self.source, self.crop_hw, self.batch_size = source, crop_hw, batch_size
-        self.max_disp, self.photo_textures = max_disp, photo_textures
+        self.max_disp, self.photo_textures, self.hard_cases = max_disp, photo_textures, hard_cases
         self.seed, self.first_step = seed, first_step
 
     def __iter__(self) -> Iterator[Batch]:
@@ -166,7 +168,8 @@ class BatchStream(torch.utils.data.IterableDataset):
             _exit_with_the_training_process()
         rng = np.random.default_rng([self.seed, self.first_step, 0 if info is None else info.id])
         if self.source == "synthetic":
-            return synthetic_batches(self.crop_hw, self.batch_size, self.max_disp, self.photo_textures, rng)
+            return synthetic_batches(self.crop_hw, self.batch_size, self.max_disp, self.photo_textures,
+                                     self.hard_cases, rng)
         return dataset_batches(self.source, self.crop_hw, self.batch_size, rng)
 
 
