@@ -117,6 +117,18 @@ def test_onnx_teacher_without_metadata(tree, tmp_path):
     assert record["teacher"]["kind"] == "onnxruntime" and len(record["teacher"]["sha256"]) == 64
 
 
+def test_lr_check_on_a_network_teacher_leaves_out_what_the_views_disagree_on(tree, tmp_path):
+    pytest.importorskip("onnxruntime")
+    model = constant_onnx(tmp_path / "teacher.onnx", value=5.0)
+    result = run_cli(tree / "test", "--teacher", model, "--lr-check", "--out", tmp_path / "out", "--no-images")
+    assert result.exit_code == 0, result.output
+    encoded = cv2.imread(str(tmp_path / "out/000002/left_disp.png"), cv2.IMREAD_UNCHANGED)
+    # a left pixel 5 px from the left edge has no match in the right view: nothing confirms it
+    assert np.all(encoded[:, :5] == 0) and np.all(encoded[:, 6:] == 500)
+    record = json.loads((tmp_path / "out/pseudo_labels.json").read_text())
+    assert record["teacher"]["kind"] == "onnxruntime" and record["teacher"]["lr_check"] is True
+
+
 @pytest.fixture
 def one_torch_thread():
     """Run a PyTorch teacher on one thread (faster on a shared CPU) and restore the setting after."""

@@ -70,7 +70,9 @@ def open_teacher(teacher: str, max_disp: int | None = None, lr_threshold: float 
             or a student checkpoint (.pth/.pt).
         max_disp: SGBM search range (default 192); a checkpoint's cost-volume range.
         lr_threshold: SGBM left-right check threshold in px (default 1.0).
-        lr_check: SGBM: False keeps every matched pixel (default True).
+        lr_check: SGBM: False keeps every matched pixel (default True). ONNX and checkpoint
+            teachers: True runs them a second time on the mirrored, swapped pair and the
+            left-right agreement becomes the confidence the mask keeps (default False).
         iters: refinement iterations (checkpoints; default: the checkpoint's).
         device: "cpu", "cuda" or "cuda:N" for checkpoints and ONNX teachers (default "cpu").
         threads: CPU threads for ONNX Runtime / PyTorch.
@@ -86,8 +88,9 @@ def open_teacher(teacher: str, max_disp: int | None = None, lr_threshold: float 
         raise InputError(f"--teacher {teacher!r}: expected sgbm, an .onnx model or a .pth/.pt checkpoint")
     if teacher.lower() != "sgbm" and not Path(teacher).is_file():
         raise InputError(f"--teacher {teacher}: no such file")
-    spec = RunnerSpec(model=teacher, max_disp=max_disp, lr_threshold=lr_threshold, sgbm_lr_check=lr_check is not False,
-                      iters=iters, device=device, threads=threads, any_onnx=suffix == ".onnx")
+    checks = {"sgbm_lr_check": lr_check is not False} if teacher.lower() == "sgbm" else {"lr_check": bool(lr_check)}
+    spec = RunnerSpec(model=teacher, max_disp=max_disp, lr_threshold=lr_threshold, iters=iters, device=device,
+                      threads=threads, any_onnx=suffix == ".onnx", **checks)
     return open_runner(spec)
 
 
@@ -96,8 +99,10 @@ def describe_teacher(teacher: str, runner: Runner) -> dict:
     if teacher.lower() == "sgbm":
         return {"kind": "sgbm", "max_disp": runner.max_disp, "block_size": runner.block_size,
                 "lr_threshold": runner.lr_threshold}
-    return {"kind": runner.name, "path": str(Path(teacher).resolve()), "sha256": provenance.sha256_file(teacher),
-            "iters": getattr(runner, "iters", None), "device": runner.device, "precision": runner.precision}
+    network = getattr(runner, "inner", runner)  # an LRCheckRunner wraps the teacher's own runner
+    return {"kind": network.name, "path": str(Path(teacher).resolve()), "sha256": provenance.sha256_file(teacher),
+            "iters": getattr(network, "iters", None), "device": runner.device, "precision": runner.precision,
+            "lr_check": network is not runner}
 
 
 def pairs_root(pairs: Sequence[StereoPair]) -> Path:

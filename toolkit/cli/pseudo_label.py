@@ -11,8 +11,11 @@ import click
 @click.option("--max-disp", type=click.IntRange(1, 1024), help="SGBM search range in px.  [default: 192]")
 @click.option("--lr-threshold", type=click.FloatRange(min=0, min_open=True),
               help="SGBM left-right check: largest disagreement in px that still counts as valid.  [default: 1.0]")
-@click.option("--no-lr-check", "lr_check", is_flag=True, default=None, flag_value=False,
-              help="SGBM: keep every matched pixel (no left-right check).")
+@click.option("--lr-check/--no-lr-check", default=None,
+              help="Label only pixels the left and right views agree on. SGBM: its own check, on by default "
+                   "(--no-lr-check keeps every matched pixel). ONNX and checkpoint teachers: off by default; on, the "
+                   "teacher runs again on the mirrored, swapped pair and pixels that disagree by more than 0.7 px "
+                   "are left out (this replaces a checkpoint's own confidence as the mask).")
 @click.option("--iters", type=click.IntRange(1, 64), help="Refinement iterations (checkpoint teachers only).")
 @click.option("--device", metavar="cpu|cuda|cuda:N",
               help="Where checkpoint (PyTorch) and ONNX (ONNX Runtime) teachers run.  [default: cpu]")
