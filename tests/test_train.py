@@ -42,7 +42,7 @@ def test_one_cycle_schedule_warms_up_then_anneals_to_zero():
 
 def test_a_few_steps_on_a_fixed_batch_lower_the_loss():
     torch.manual_seed(0)
-    batch = next(synthetic_batches((64, 96), 1, 16, False, False, np.random.default_rng(0))).on("cpu")
+    batch = next(synthetic_batches((64, 96), 1, 16, False, (), np.random.default_rng(0))).on("cpu")
     model = build_student(TINY, seed=0).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4)
     losses = []
@@ -112,6 +112,7 @@ TINY_ARGS = ["--steps", 2, "--crop", "64x96", "--batch-size", 1, "--train-iters"
     (["--device", "gpu"], "--device 'gpu': expected cpu, cuda or cuda:N"),
     (["--precision", "bf16"], "--precision bf16: mixed precision is for --device cuda"),
     (["--resume"], "--resume: {out}/train_state.pt does not exist"),
+    (["--hard-cases", "thin,shiny"], "--hard-cases thin,shiny: unknown shiny; expected 'all' or names from thin,"),
     (["--out", "{file}/run"], "is a file, not a folder"),
     (["--out", "{file}"], "is a file; expected a folder"),
     (["--data", "{file}"], "--data {file}: expected 'synthetic' or an InStereo2K-layout folder"),
@@ -326,9 +327,9 @@ def test_the_time_budget_counts_start_up(tmp_path):
 
 def test_worker_streams_differ_per_worker_and_per_start_step():
     def first_left(worker_id, first_step):
-        stream = BatchStream("synthetic", (32, 64), 1, 16, False, False, seed=0, first_step=first_step)
+        stream = BatchStream("synthetic", (32, 64), 1, 16, False, (), seed=0, first_step=first_step)
         rng_seed = [stream.seed, stream.first_step, worker_id]
-        return next(synthetic_batches((32, 64), 1, 16, False, False, np.random.default_rng(rng_seed))).left
+        return next(synthetic_batches((32, 64), 1, 16, False, (), np.random.default_rng(rng_seed))).left
 
     assert not torch.equal(first_left(0, 0), first_left(1, 0))
     assert not torch.equal(first_left(0, 0), first_left(0, 5))
@@ -375,7 +376,7 @@ def test_an_error_in_a_data_worker_is_one_line(tmp_path):
 
 
 def test_batches_carry_uint8_images_and_become_float_on_the_device():
-    batch = next(synthetic_batches((32, 64), 2, 16, False, False, np.random.default_rng(1)))
+    batch = next(synthetic_batches((32, 64), 2, 16, False, (), np.random.default_rng(1)))
     assert batch.left.dtype == torch.uint8 and batch.left.shape == (2, 3, 32, 64)
     ready = batch.on("cpu")
     assert ready.left.dtype == torch.float32 and torch.equal(ready.left, batch.left.float())
@@ -386,20 +387,21 @@ def test_hard_cases_reach_the_training_batches_in_and_out_of_worker_processes():
     def first(hard_cases, rng):
         return next(synthetic_batches((64, 96), 1, 16, False, hard_cases, rng)).disparity
 
-    assert not torch.equal(first(False, np.random.default_rng(4)), first(True, np.random.default_rng(4)))
-    stream = BatchStream("synthetic", (64, 96), 1, 16, False, True, seed=0, first_step=0)
+    assert not torch.equal(first((), np.random.default_rng(4)), first(("thin", "curved"), np.random.default_rng(4)))
+    stream = BatchStream("synthetic", (64, 96), 1, 16, False, ("thin",), seed=0, first_step=0)
     # outside a worker the stream draws from the generator seeded (seed, first step, worker 0)
-    assert torch.equal(next(iter(stream)).disparity, first(True, np.random.default_rng([0, 0, 0])))
+    assert torch.equal(next(iter(stream)).disparity, first(("thin",), np.random.default_rng([0, 0, 0])))
 
 
 def test_train_cli_hard_cases_is_recorded_in_the_checkpoint(tmp_path):
-    result = CliRunner().invoke(main, ["train", "--data", "synthetic", "--hard-cases", "--steps", "1", "--crop", "64x96",
+    result = CliRunner().invoke(main, ["train", "--data", "synthetic", "--hard-cases", "all", "--steps", "1",
+                                       "--crop", "64x96",
                                        "--batch-size", "1", "--train-iters", "1", "--scene-max-disp", "16",
                                        "--val-every", "1", "--val-pairs", "1", "--threads", "1",
                                        "--out", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     _, _, info = load_student(tmp_path / "run" / "last.pth")
-    assert info["meta"]["train"]["hard_cases"] is True
+    assert list(info["meta"]["train"]["hard_cases"]) == ["thin", "curved", "tiled", "flat", "glints"]
 
 
 def test_a_second_run_into_the_same_out_needs_resume_or_overwrite(tmp_path):

@@ -57,8 +57,9 @@ class TrainConfig:
         train_iters: GRU iterations while training (1..16; inference uses the model config's).
         scene_max_disp: largest disparity of synthetic scenes, px.
         photo_textures: texture synthetic scenes with scikit-image's bundled photographs.
-        hard_cases: add thin structures, curved and steep surfaces, repetitive and textureless
-            patches and moving glints to synthetic scenes (``synthetic.make_scene``).
+        hard_cases: names from ``synthetic.HARD_CASES`` to add to synthetic scenes (thin
+            structures, curved and steep surfaces, repetitive and textureless patches, moving
+            glints; ``synthetic.make_scene``).
         init: checkpoint to fine-tune from (None: seeded random init).
         seed: seeds the init, the data order and the augmentation.
         val_every, val_pairs: held-out evaluation cadence and size.
@@ -87,7 +88,7 @@ class TrainConfig:
     loss_gamma: float = 0.9
     scene_max_disp: int = 96
     photo_textures: bool = False
-    hard_cases: bool = False
+    hard_cases: tuple[str, ...] = ()
     init: str | None = None
     seed: int = 0
     val_every: int = 200
@@ -362,6 +363,10 @@ def _validate(config: TrainConfig, resume: bool, overwrite: bool) -> None:
         raise InputError(f"--minutes {config.minutes}: expected a positive time budget in minutes")
     if config.data != "synthetic" and not Path(config.data).is_dir():
         raise InputError(f"--data {config.data}: expected 'synthetic' or an InStereo2K-layout folder")
+    unknown = [name for name in config.hard_cases if name not in synthetic.HARD_CASES]
+    if unknown:
+        raise InputError(f"--hard-cases {','.join(config.hard_cases)}: unknown {', '.join(unknown)}; expected "
+                         f"'all' or names from {','.join(synthetic.HARD_CASES)}")
     if config.init is not None and not Path(config.init).is_file():
         raise InputError(f"--init {config.init}: no such checkpoint")
     inputs = [config.init] + ([] if config.data == "synthetic" else [config.data])

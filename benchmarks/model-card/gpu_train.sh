@@ -14,7 +14,7 @@
 #      and after side by side: the Middlebury Motorcycle pair (test only, never training data)
 #      at each of SWEEP's iteration counts, and the 8 held-out synthetic scenes of
 #      regenerate.sh (seeds 20000000+, which the training stream never draws), and, for
-#      information, 8 held-out hard-case scenes (make_scene(hard_cases=True), seeds 21000000+).
+#      information, 8 held-out scenes with every hard case (make_scene(hard_cases=...), seeds 21000000+).
 #   3. gpu_train_summary.py: OUT/summary.json + OUT/summary.md, with the issue's targets and
 #      the decision: ship only if the new weights beat the current ones on BOTH sets.
 # Nothing is copied into toolkit/weights: whoever reads the summary commits the weights.
@@ -36,7 +36,7 @@ CROP=${CROP:-256x512}
 TRAIN_ITERS=${TRAIN_ITERS:-8}
 LR=${LR:-2e-4}
 SCENE_MAX_DISP=${SCENE_MAX_DISP:-96}
-HARD_CASES=${HARD_CASES:-1}      # 1: train on scenes with thin structures, curved/steep, repetitive, flat, glints
+HARD_CASES=${HARD_CASES:-}       # e.g. thin,curved or all: train --hard-cases (empty: plain photo-textured scenes)
 CKPT_EVERY=${CKPT_EVERY:-200}
 VAL_EVERY=${VAL_EVERY:-500}
 WORKERS=${WORKERS:-}             # empty: train's default (cores - 1 on a GPU)
@@ -59,7 +59,7 @@ if [ -z "$CANDIDATE" ]; then
   { nproc; df -h /dev/shm || true; } > "$OUT/train.log" 2>&1
   workers=()
   [ -n "$WORKERS" ] && workers=(--workers "$WORKERS")
-  [ "$HARD_CASES" = 1 ] && workers+=(--hard-cases)
+  [ -n "$HARD_CASES" ] && workers+=(--hard-cases "$HARD_CASES")
   "${STEREO_TRT[@]}" train --data synthetic --photo-textures --init "$INIT" --device "$DEVICE" \
     --minutes "$TRAIN_MINUTES" --steps "$STEPS" --batch-size "$BATCH" --crop "$CROP" --train-iters "$TRAIN_ITERS" \
     --lr "$LR" --scene-max-disp "$SCENE_MAX_DISP" --ckpt-every "$CKPT_EVERY" --val-every "$VAL_EVERY" \
@@ -73,7 +73,8 @@ heldout="$WORK/heldout-synthetic"
 hard="$WORK/heldout-hard"
 "$PYTHON" -c "from toolkit.data.synthetic import write_instereo2k_tree as w; h, x = map(int, '$HELDOUT_SIZE'.split('x')); \
 w('$heldout', n_train_parts=1, pairs_per_part=1, n_test=$HELDOUT_N, size=(h, x), seed=20000000, max_disp=96); \
-w('$hard', n_train_parts=1, pairs_per_part=1, n_test=$HELDOUT_N, size=(h, x), seed=21000000, max_disp=96, hard_cases=True)"
+w('$hard', n_train_parts=1, pairs_per_part=1, n_test=$HELDOUT_N, size=(h, x), seed=21000000, max_disp=96, \
+  hard_cases=('thin', 'curved', 'tiled', 'flat', 'glints'))"
 
 bench() {  # bench OUTDIR DATA [extra options]: before and after as two rows, FP32 on the CPU
   local out=$1 data=$2

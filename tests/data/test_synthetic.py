@@ -99,10 +99,12 @@ def test_photo_textured_scenes_are_deterministic_and_geometrically_exact():
     assert warp_error(a) < 0.5 * warp_error(a, shift=1.0)
 
 
-def hard_scene(seed, monkeypatch=None, glints=True, **kwargs):
-    if not glints:
-        monkeypatch.setattr(synthetic, "_add_highlights", lambda *args: None)
-    return make_scene(seed, H, W, MAX_DISP, hard_cases=True, **kwargs)
+ALL = synthetic.HARD_CASES
+NO_GLINTS = tuple(kind for kind in ALL if kind != "glints")
+
+
+def hard_scene(seed, kinds=ALL, **kwargs):
+    return make_scene(seed, H, W, MAX_DISP, hard_cases=kinds, **kwargs)
 
 
 def test_hard_cases_are_deterministic_and_leave_plain_scenes_as_they_were():
@@ -116,24 +118,30 @@ def test_hard_cases_are_deterministic_and_leave_plain_scenes_as_they_were():
     assert kept.mean() > 0.3 and np.all(a.disparity[~kept] > plain.disparity[~kept])
 
 
+def test_a_selection_of_hard_cases_keeps_the_same_extras_and_unknown_names_are_refused():
+    for seed in range(4):
+        assert np.array_equal(hard_scene(seed, ("thin", "curved")).disparity, hard_scene(seed).disparity)
+        assert np.array_equal(hard_scene(seed, ("tiled", "flat")).disparity, make_scene(seed, H, W, MAX_DISP).disparity)
+    with pytest.raises(ValueError, match="unknown hard cases"):
+        hard_scene(0, ("thin", "shiny"))
+
+
 @pytest.mark.parametrize("seed", range(6))
-def test_hard_case_geometry_stays_exact_without_glints(seed, monkeypatch):
-    scene = hard_scene(seed, monkeypatch, glints=False, jitter=False)
+def test_hard_case_geometry_stays_exact_without_glints(seed):
+    scene = hard_scene(seed, NO_GLINTS, jitter=False)
     exact = warp_error(scene)
     assert exact < 1.5
     assert warp_error(scene, 1.0) > 2.0 * exact
     assert scene.disparity.min() > 0 and scene.disparity.max() < MAX_DISP
 
 
-def test_glints_move_between_the_views_and_leave_the_disparity_alone(monkeypatch):
+def test_glints_move_between_the_views_and_leave_the_disparity_alone():
     moved = 0
-    for seed in range(12):
-        with_glints = hard_scene(seed, jitter=False)
-        with monkeypatch.context() as patch:
-            without = hard_scene(seed, patch, glints=False, jitter=False)
+    for seed in range(24):
+        with_glints, without = hard_scene(seed, jitter=False), hard_scene(seed, NO_GLINTS, jitter=False)
         assert np.array_equal(with_glints.disparity, without.disparity)
         moved += warp_error(with_glints) > warp_error(without) + 0.05
-    assert moved >= 2
+    assert moved >= 3
 
 
 def test_hard_cases_add_what_plain_scenes_lack():
@@ -141,7 +149,7 @@ def test_hard_cases_add_what_plain_scenes_lack():
     thin = curved = steep = tiled = flat = 0
     for _ in range(40):
         base = synthetic._surfaces(rng, 256, 512, 96.0, (300, 700))
-        surfaces = synthetic._hard_cases(rng, base, 256, 512, (300, 700))
+        surfaces = synthetic._hard_cases(rng, base, 256, 512, (300, 700), ALL)
         extra = surfaces[len(base):]
         thin += any(s.kind == "rect" and s.rect[3] <= 3.5 for s in extra)
         curved += any(s.kind == "rect" and s.h != 0 for s in extra)

@@ -18,9 +18,10 @@ import click
 @click.option("--scene-max-disp", default=96, show_default=True, type=int, help="Largest disparity of synthetic scenes.")
 @click.option("--photo-textures", is_flag=True,
               help="Texture synthetic scenes with scikit-image's bundled photographs (needs scikit-image).")
-@click.option("--hard-cases", is_flag=True,
-              help="Add thin poles and railings, cylinders and steep plates, repetitive and textureless surfaces and "
-                   "glints that move between the views to synthetic scenes.")
+@click.option("--hard-cases", "hard_cases_text", metavar="NAMES",
+              help="Add to synthetic scenes, by name (comma-separated) or 'all': thin (poles, wires, railings), "
+                   "curved (cylinders, steep plates), tiled (repetitive patterns), flat (near-textureless surfaces), "
+                   "glints (reflections that move between the views).")
 @click.option("--init", type=click.Path(dir_okay=False), help="Checkpoint to fine-tune from.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/train_state.pt (an error if there is none).")
 @click.option("--overwrite", is_flag=True, help="Start a new run in an --out that holds one, replacing it.")
@@ -38,8 +39,8 @@ import click
 @click.option("--fp16-weights", is_flag=True, help="Store checkpoints' weights in fp16 (half the size; loaded as fp32).")
 @click.option("--log-every", default=1, show_default=True, type=click.IntRange(1),
               help="Print the progress line every N steps.")
-def command(data, out_dir, steps, minutes, batch_size, crop_text, train_iters, lr, scene_max_disp, photo_textures, hard_cases,
-            init, resume, overwrite, val_every, val_pairs, ckpt_every, seed, threads, device_text, precision, workers, fp16_weights, log_every):
+def command(data, out_dir, steps, minutes, batch_size, crop_text, train_iters, lr, scene_max_disp, photo_textures,
+            hard_cases_text, init, resume, overwrite, val_every, val_pairs, ckpt_every, seed, threads, device_text, precision, workers, fp16_weights, log_every):
     """Train or fine-tune the student on a CPU or a CUDA GPU.
 
     \b
@@ -53,7 +54,8 @@ def command(data, out_dir, steps, minutes, batch_size, crop_text, train_iters, l
 
     config = train.TrainConfig(data=data, out_dir=out_dir, steps=steps, minutes=minutes, batch_size=batch_size,
                                crop_hw=parse_size(crop_text, "--crop"), train_iters=train_iters, lr=lr,
-                               scene_max_disp=scene_max_disp, photo_textures=photo_textures, hard_cases=hard_cases,
+                               scene_max_disp=scene_max_disp, photo_textures=photo_textures,
+                               hard_cases=parse_hard_cases(hard_cases_text),
                                init=init, seed=seed,
                                val_every=val_every, val_pairs=val_pairs, ckpt_every=ckpt_every, threads=threads,
                                device=parse_device(device_text), precision=precision, workers=workers,
@@ -78,6 +80,17 @@ def command(data, out_dir, steps, minutes, batch_size, crop_text, train_iters, l
         click.echo(interrupted_line(done["step"], done["saved"], out_dir, ckpt_every, resume), err=True)
         raise SystemExit(130) from None
     click.echo(f"checkpoint: {last}")
+
+
+def parse_hard_cases(text: str | None) -> tuple[str, ...]:
+    """--hard-cases: 'all', or comma-separated names (checked by ``train``)."""
+    from toolkit.data.synthetic import HARD_CASES
+
+    if text is None:
+        return ()
+    if text.strip() == "all":
+        return HARD_CASES
+    return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
 def interrupted_line(step, saved, out_dir: str, ckpt_every: int, resume: bool) -> str:

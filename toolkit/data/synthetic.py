@@ -40,6 +40,9 @@ MAX_X_SLOPE = 0.3
 # Finest texture cell in pixels: finer detail would alias under bilinear resampling
 # and make the two views disagree for reasons other than disparity.
 FINEST_CELL = 3.0
+# What make_scene(hard_cases=...) can add: thin poles, wires and railings; cylinders and steeply
+# slanted plates; repetitive patterns; near-textureless surfaces; glints that move between the views.
+HARD_CASES = ("thin", "curved", "tiled", "flat", "glints")
 
 
 @dataclass
@@ -334,26 +337,28 @@ def _surfaces(rng, height, width, max_disp, atlas_hw) -> list[Surface]:
     return surfaces
 
 
-def _hard_cases(rng, surfaces, height, width, atlas_hw) -> list[Surface]:
-    """The scene with what plain scenes rarely show, all in front of its background.
+def _hard_cases(rng, surfaces, height, width, atlas_hw, kinds) -> list[Surface]:
+    """The scene with the ``kinds`` of HARD_CASES that are surfaces or textures, all in front of its background.
 
-    Thin poles, wires and railings; cylinders and steeply slanted plates; repetitive
-    patterns; near-textureless surfaces.
+    Every kind is drawn whether or not it is asked for, so one seed gives the same thin bars,
+    cylinders and patterns under any selection.
     """
     top = max(surface.d_range[1] for surface in surfaces)
     floor = min(surfaces[0].d_range[1], 0.5 * top)
-    extra = _thin_bars(rng, height, width, floor, top, atlas_hw) if rng.random() < 0.7 else []
-    extra += [_curved_or_steep(rng, height, width, floor, top, atlas_hw) for _ in range(int(rng.integers(1, 3)))]
-    surfaces = surfaces + extra
+    thin = _thin_bars(rng, height, width, floor, top, atlas_hw) if rng.random() < 0.7 else []
+    curved = [_curved_or_steep(rng, height, width, floor, top, atlas_hw) for _ in range(int(rng.integers(1, 3)))]
+    surfaces = surfaces + (thin if "thin" in kinds else []) + (curved if "curved" in kinds else [])
     for surface in surfaces:
-        if rng.random() < 0.12:
-            surface.colour = _flat_colour(rng)
-    if rng.random() < 0.6:
-        tiled = surfaces[int(rng.integers(len(surfaces)))]
+        flat = _flat_colour(rng)
+        if rng.random() < 0.12 and "flat" in kinds:
+            surface.colour = flat
+    tiled = surfaces[int(rng.integers(len(surfaces)))]
+    period = rng.uniform(5, 24)
+    pattern = Pattern((period, period * rng.uniform(0.5, 2.0) if rng.random() < 0.5 else 0.0),
+                      tuple(rng.uniform(0, 24, size=2)), rng.uniform(20, 60) * rng.uniform(0.5, 1.0, size=3))
+    if rng.random() < 0.6 and "tiled" in kinds:
         tiled.colour = tiled.colour * np.array([0.15, 0.15, 0.15, 0.0, 1.0], np.float32)
-        period = rng.uniform(5, 24)
-        tiled.pattern = Pattern((period, period * rng.uniform(0.5, 2.0) if rng.random() < 0.5 else 0.0),
-                                tuple(rng.uniform(0, 24, size=2)), rng.uniform(20, 60) * rng.uniform(0.5, 1.0, size=3))
+        tiled.pattern = pattern
     return surfaces
 
 
@@ -577,7 +582,7 @@ def _photometric(rng: np.random.Generator, image: np.ndarray, strength: float) -
 
 
 def make_scene(seed: int, height: int = 256, width: int = 512, max_disp: float = 192,
-               jitter: bool = True, photos=None, hard_cases: bool = False) -> Scene:
+               jitter: bool = True, photos=None, hard_cases: tuple[str, ...] = ()) -> Scene:
     """Generate one synthetic stereo scene; the same arguments always give the same arrays.
 
     Args:
@@ -589,10 +594,11 @@ def make_scene(seed: int, height: int = 256, width: int = 512, max_disp: float =
         photos: optional sequence of normalised HxWx3 photographs
             (``toolkit.data.photos.bundled_photos()``); the smooth atlas channels then come
             from one of them instead of noise, so surfaces carry real-image texture.
-        hard_cases: add what real scenes have and plain ones rarely do: thin poles, wires
-            and railings, cylinders and steeply slanted plates, repetitive patterns,
-            near-textureless surfaces and glints that move between the views. The scene
-            without them is the one ``hard_cases=False`` gives for the same seed.
+        hard_cases: names from HARD_CASES to add what real scenes have and plain ones
+            rarely do: "thin" poles, wires and railings; "curved" cylinders and steeply
+            slanted plates; "tiled" repetitive patterns; "flat" near-textureless surfaces;
+            "glints" that move between the views. The scene under them is the one
+            ``hard_cases=()`` gives for the same seed.
 
     Returns:
         A ``Scene``.
@@ -609,13 +615,16 @@ def make_scene(seed: int, height: int = 256, width: int = 512, max_disp: float =
         from toolkit.data.photos import photo_texture
 
         atlas[:, :, :3] = photo_texture(rng, photos, *atlas_hw)
+    unknown = set(hard_cases) - set(HARD_CASES)
+    if unknown:
+        raise ValueError(f"make_scene: unknown hard cases {sorted(unknown)}; expected names from {HARD_CASES}")
     # hard cases draw from their own stream, so the plain scene under them stays the same
     hard = np.random.default_rng([int(seed), 0x5733, 1]) if hard_cases else None
     if hard is not None:
-        surfaces = _hard_cases(hard, surfaces, height, width, atlas_hw)
+        surfaces = _hard_cases(hard, surfaces, height, width, atlas_hw, hard_cases)
     left, disp, owner = _render_view(surfaces, atlas, height, width, "left")
     right, disp_r, owner_r = _render_view(surfaces, atlas, height, width, "right")
-    if hard is not None and hard.random() < 0.4:
+    if hard is not None and hard.random() < 0.4 and "glints" in hard_cases:
         _add_highlights(hard, surfaces, left, disp, owner, right, owner_r)
     valid = _seen_from_other(disp, owner, owner_r, -1.0)
     valid_r = _seen_from_other(disp_r, owner_r, owner, 1.0)
@@ -627,7 +636,7 @@ def make_scene(seed: int, height: int = 256, width: int = 512, max_disp: float =
 
 def write_instereo2k_tree(root: str | Path, n_train_parts: int = 2, pairs_per_part: int = 3, n_test: int = 2,
                           size: tuple[int, int] = (96, 128), seed: int = 0, max_disp: float = 32,
-                          hard_cases: bool = False) -> Path:
+                          hard_cases: tuple[str, ...] = ()) -> Path:
     """Write synthetic scenes in the InStereo2K layout, for tests and offline demos.
 
     Layout: ``train/part<N>/<id>/{left,right,left_disp,right_disp}.png`` and

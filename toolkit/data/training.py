@@ -67,7 +67,7 @@ def training_seed(rng: np.random.Generator) -> int:
 
 
 def synthetic_batches(crop_hw: tuple[int, int], batch_size: int, max_disp: float, photo_textures: bool,
-                      hard_cases: bool, rng: np.random.Generator) -> Iterator[Batch]:
+                      hard_cases: tuple[str, ...], rng: np.random.Generator) -> Iterator[Batch]:
     """Endless batches of freshly generated synthetic scenes at the crop size."""
     h, w = crop_hw
     photos = None
