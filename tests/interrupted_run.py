@@ -23,7 +23,7 @@ def interrupt_run(run_args: list[str], status_lines: int = 5, timeout_s: float =
     command = [sys.executable, "-m", "toolkit", "run", *run_args]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    _shrink_pipe(process.stdout)
+    shrink_pipe(process.stdout)
     try:
         deadline = time.monotonic() + timeout_s
         seen = 0
@@ -41,8 +41,8 @@ def interrupt_run(run_args: list[str], status_lines: int = 5, timeout_s: float =
     return process.returncode, output
 
 
-def _shrink_pipe(stream) -> None:
-    """Make the run's stdout pipe one page, so the run can print at most a few hundred lines we have not read.
+def shrink_pipe(stream) -> None:
+    """Make a child's stdout pipe one page, so it can print at most a few hundred lines we have not read.
 
     The run blocks on a full pipe: however long this process is kept off the CPU on a busy
     machine, the run cannot reach the end of its source before the SIGINT this test sends.
