@@ -71,10 +71,11 @@ fi
 
 heldout="$WORK/heldout-synthetic"
 hard="$WORK/heldout-hard"
-"$PYTHON" -c "from toolkit.data.synthetic import write_instereo2k_tree as w; h, x = map(int, '$HELDOUT_SIZE'.split('x')); \
+"$PYTHON" -c "from toolkit.data.synthetic import HARD_CASES, write_instereo2k_tree as w; \
+h, x = map(int, '$HELDOUT_SIZE'.split('x')); \
 w('$heldout', n_train_parts=1, pairs_per_part=1, n_test=$HELDOUT_N, size=(h, x), seed=20000000, max_disp=96); \
 w('$hard', n_train_parts=1, pairs_per_part=1, n_test=$HELDOUT_N, size=(h, x), seed=21000000, max_disp=96, \
-  hard_cases=('thin', 'curved', 'tiled', 'flat', 'glints'))"
+  hard_cases=HARD_CASES)"
 
 bench() {  # bench OUTDIR DATA [extra options]: before and after as two rows, FP32 on the CPU
   local out=$1 data=$2
